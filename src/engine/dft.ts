@@ -1,0 +1,93 @@
+/**
+ * Discrete Fourier transforms as matrix products.
+ *
+ * tfjs's own FFT kernels exist on cpu and webgl only, and the cpu one is slow;
+ * a DFT written as a product with cos/sin matrices runs on every backend
+ * (wasm included), is differentiable through matMul, and for the small sizes
+ * of a conv feature map (M <= ~70) is as fast as an FFT would be. Matrices are
+ * computed in float64 and cached as Float32Arrays (not tensors), so a cache
+ * never holds memory on a backend or outlives a backend switch.
+ */
+
+export interface DftMatrix {
+  /** Row-major [rows, cols] values. */
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+const cache = new Map<string, DftMatrix>();
+
+function build(key: string, rows: number, cols: number,
+               entry: (r: number, c: number) => [number, number]): DftMatrix {
+  let m = cache.get(key);
+  if (m === undefined) {
+    const cos = new Float32Array(rows * cols);
+    const sin = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        [cos[r * cols + c], sin[r * cols + c]] = entry(r, c);
+      }
+    }
+    m = {cos, sin, rows, cols};
+    cache.set(key, m);
+  }
+  return m;
+}
+
+/** Angle 2*pi*(a*b mod n)/n, reduced in integers so large products keep full accuracy. */
+function angle(a: number, b: number, n: number): number {
+  return (2 * Math.PI * ((a * b) % n)) / n;
+}
+
+/** Number of non-redundant frequencies of a real signal of length n. */
+export function halfSpectrumSize(n: number): number {
+  return Math.floor(n / 2) + 1;
+}
+
+/**
+ * Forward DFT along one axis: [freqs, n] with cos(2 pi f x / n) and sin(...),
+ * so that X(f) = cos·x - i sin·x. `half` keeps the floor(n/2)+1 frequencies of
+ * a real signal (rfft), otherwise all n.
+ */
+export function forwardDft(n: number, half: boolean): DftMatrix {
+  const freqs = half ? halfSpectrumSize(n) : n;
+  return build(`f${n}/${half}`, freqs, n, (f, x) => {
+    const t = angle(f, x, n);
+    return [Math.cos(t), Math.sin(t)];
+  });
+}
+
+/**
+ * Inverse DFT along one axis evaluated only at the positions `at` (a crop and
+ * stride folded into the transform): [at.length, n] with cos/n and sin/n, so
+ * that x(p) = cos·Re - sin·Im + i (sin·Re + cos·Im).
+ */
+export function inverseDft(n: number, at: readonly number[]): DftMatrix {
+  return build(`i${n}/${at.join(',')}`, at.length, n, (r, f) => {
+    const t = angle(at[r], f, n);
+    return [Math.cos(t) / n, Math.sin(t) / n];
+  });
+}
+
+/**
+ * Inverse real DFT (irfft of a Hermitian half spectrum of a length-n signal)
+ * evaluated at the positions `at`: [at.length, floor(n/2)+1]. Each non-edge
+ * frequency stands for itself and its mirror image, hence the weight 2; the
+ * imaginary parts of the DC and Nyquist bins drop out because sin is 0 there,
+ * as in every irfft.
+ */
+export function inverseRealDft(n: number, at: readonly number[]): DftMatrix {
+  const freqs = halfSpectrumSize(n);
+  return build(`ir${n}/${at.join(',')}`, at.length, freqs, (r, f) => {
+    const weight = f === 0 || 2 * f === n ? 1 : 2;
+    const t = angle(at[r], f, n);
+    return [(weight * Math.cos(t)) / n, (weight * Math.sin(t)) / n];
+  });
+}
+
+/** Positions start, start + step, ... (count of them). */
+export function arange(start: number, count: number, step: number): number[] {
+  return Array.from({length: count}, (_, i) => start + i * step);
+}
