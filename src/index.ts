@@ -5,3 +5,6 @@ export type {ConvNormOpArgs} from './convnorm/op.js';
 export {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './convnorm/spectrum.js';
 export {ConvNormArgumentError} from './convnorm/geometry.js';
 export type {PaddingArg} from './convnorm/geometry.js';
+export {channelIsometryError, convSingularValues, convSpectralNorm, spectrumRowScale} from './analysis/singular_values.js';
+export type {KernelValues} from './analysis/singular_values.js';
+export {fileSystem, registerFileSystemRouter} from './io/file_system.js';
