@@ -210,24 +210,26 @@ export function convSpectralNorm(kernel: KernelValues, grid: readonly [number, n
 }
 
 /**
- * How far each output channel is from ConvNorm's channel-wise isometry:
- * max over channels k and frequencies f of |sum_j |scale_k(f) FFT(a_kj)(f)|^2 - 1|.
- * 0 for an exact isometry.
+ * Per output channel k and frequency f, the gain g_k(f) = sum_j |scale_k(f) FFT(a_kj)(f)|^2.
+ * Channel k alone is a 1 x C_in matrix per frequency, so sqrt(max_f g_k(f)) is
+ * its spectral norm, and g_k = 1 everywhere is ConvNorm's channel-wise isometry.
  */
-export function channelIsometryError(kernel: KernelValues, grid: readonly [number, number],
-                                     rowScale?: RowScale): number {
-  let worst = 0;
+export function channelGains(kernel: KernelValues, grid: readonly [number, number],
+                             rowScale?: RowScale): {isometryError: number; maxChannelNorm: number} {
+  let isometryError = 0;
+  let maxGain = 0;
   for (let u = 0; u < grid[0]; u++) {
     for (let v = 0; v <= Math.floor(grid[1] / 2); v++) {
       const p = frequencyMatrix(kernel, grid, u, v, rowScale);
       for (let k = 0; k < p.rows; k++) {
-        let power = 0;
-        for (let j = 0; j < p.cols; j++) power += p.re[k * p.cols + j] ** 2 + p.im[k * p.cols + j] ** 2;
-        worst = Math.max(worst, Math.abs(power - 1));
+        let gain = 0;
+        for (let j = 0; j < p.cols; j++) gain += p.re[k * p.cols + j] ** 2 + p.im[k * p.cols + j] ** 2;
+        isometryError = Math.max(isometryError, Math.abs(gain - 1));
+        maxGain = Math.max(maxGain, gain);
       }
     }
   }
-  return worst;
+  return {isometryError, maxChannelNorm: Math.sqrt(maxGain)};
 }
 
 /** RowScale reading ConvNorm's V ([C_out, Mh, floor(Mw/2)+1], or [C_out] for 1x1) with Hermitian symmetry. */

@@ -1,0 +1,48 @@
+/**
+ * Backend selection. tfjs-node is used when the user has installed it (it is
+ * never a dependency: its install downloads libtensorflow); otherwise wasm
+ * (XNNPACK, fast forward convolutions), and cpu (pure JS) last.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+async function loadNodeBackend(): Promise<boolean> {
+  // A variable specifier keeps TypeScript and bundlers from requiring the optional package.
+  const name = '@tensorflow/tfjs-node';
+  try {
+    await import(name);
+    return tf.findBackendFactory('tensorflow') !== null;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Switches tfjs to the named backend, or to the fastest available, and returns
+ * its name. Throws, naming the backends tried, when none can start.
+ */
+export async function useBackend(name?: BackendName): Promise<BackendName> {
+  if (name !== undefined && !BACKENDS.includes(name)) {
+    throw new Error(`unknown backend '${name}'; choose one of ${BACKENDS.join(', ')}`);
+  }
+  // Production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend.
+  tf.env().set('PROD', true);
+  const candidates = name === undefined ? [...BACKENDS] : [name];
+  const failed: string[] = [];
+  for (const candidate of candidates) {
+    if (candidate === 'tensorflow' && !(await loadNodeBackend())) {
+      failed.push('tensorflow (@tensorflow/tfjs-node is not installed)');
+      continue;
+    }
+    if (await tf.setBackend(candidate)) {
+      await tf.ready();
+      return candidate;
+    }
+    failed.push(candidate);
+  }
+  throw new Error(`no tfjs backend could start: tried ${failed.join('; ')}`);
+}
