@@ -1,11 +1,16 @@
 /**
  * Backend selection. tfjs-node is used when the user has installed it (it is
  * never a dependency: its install downloads libtensorflow); otherwise wasm
- * (XNNPACK, fast forward convolutions), and cpu (pure JS) last.
+ * (XNNPACK, fast forward convolutions) with the training kernels it lacks
+ * registered, and cpu (pure JS) last.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+// tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
+import '@tensorflow/tfjs-layers';
+
+import {registerWasmTrainingKernels} from './wasm_kernels.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -38,6 +43,7 @@ export async function useBackend(name?: BackendName): Promise<BackendName> {
       failed.push('tensorflow (@tensorflow/tfjs-node is not installed)');
       continue;
     }
+    if (candidate === 'wasm') registerWasmTrainingKernels();
     if (await tf.setBackend(candidate)) {
       await tf.ready();
       return candidate;

@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
+// tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
+import '@tensorflow/tfjs-layers';
 
 // Silences the cpu backend's "install tfjs-node" banner in test output.
 tf.env().set('IS_TEST', true);

@@ -1,0 +1,166 @@
+/**
+ * Training kernels for the wasm backend, written as compositions of kernels it
+ * runs fast (XNNPACK's Conv2D, DepthwiseConv2dNative, transposes, slices).
+ *
+ * tfjs-backend-wasm 4.22 ships no Conv2DBackpropFilter and no depthwise
+ * gradients, and its Conv2DBackpropInput is a scalar loop (~1 GFLOP/s against
+ * ~40 for Conv2D). Every kernel here runs ordinary tf ops inside tidy: a
+ * kernel's inner ops are not recorded on the gradient tape, and a returned
+ * Tensor is adopted by the engine as the kernel's output.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+type Info = tf.TensorInfo;
+type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+
+/** Kernel inputs are usually the op's Tensors already; bare TensorInfos are wrapped (and freed by the tidy). */
+function input4d(inputs: tf.NamedTensorInfoMap, name: string): tf.Tensor4D {
+  const info = inputs[name];
+  if (info === undefined) throw new Error(`kernel input '${name}' is missing`);
+  return (info instanceof tf.Tensor ? info : tf.engine().makeTensorFromTensorInfo(info)) as tf.Tensor4D;
+}
+
+/** Zero rows/columns (s - 1 of them) between the samples of dy: a strided conv's output on the stride-1 grid. */
+function dilate(dy: tf.Tensor4D, [sh, sw]: [number, number]): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return dy;
+  const [n, h, w, c] = dy.shape;
+  const spread = tf.pad(tf.reshape(dy, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+  return tf.slice(tf.reshape(spread, [n, h * sh, w * sw, c]), 0, [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as
+    tf.Tensor4D;
+}
+
+/** Pads (or, for negative amounts, crops) the two spatial axes of an NHWC tensor. */
+function padSpatial(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
+  const crop = [Math.max(0, -top), Math.max(0, -bottom), Math.max(0, -left), Math.max(0, -right)];
+  if (crop.some(v => v > 0)) {
+    const [n, h, w, c] = x.shape;
+    x = tf.slice(x, [0, crop[0], crop[2], 0], [n, h - crop[0] - crop[1], w - crop[2] - crop[3], c]);
+  }
+  const pads = [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)];
+  if (pads.every(v => v === 0)) return x;
+  return tf.pad(x, [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]]);
+}
+
+/**
+ * The input gradient of a convolution: the stride-1 correlation of the
+ * dilated, padded dy with the spatially flipped kernel, which is a forward
+ * Conv2D (or depthwise conv) and so as fast as one.
+ */
+function inputGradient(dy: tf.Tensor4D, flippedFilter: tf.Tensor4D, inputShape: number[],
+                       info: tf.backend_util.Conv2DInfo, depthwise: boolean): tf.Tensor4D {
+  const {strideHeight, strideWidth, filterHeight: kh, filterWidth: kw, padInfo} = info;
+  const d = dilate(dy, [strideHeight, strideWidth]);
+  const [, h, w] = inputShape;
+  const top = kh - 1 - padInfo.top;
+  const left = kw - 1 - padInfo.left;
+  const padded = padSpatial(d, top, h + kh - 1 - d.shape[1] - top, left, w + kw - 1 - d.shape[2] - left);
+  return depthwise
+    ? tf.depthwiseConv2d(padded, flippedFilter, 1, 'valid')
+    : tf.conv2d(padded, flippedFilter, 1, 'valid');
+}
+
+function conv2DBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+  const {strides, pad, dimRoundingMode, inputShape} =
+    attrs as unknown as {strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+                         inputShape: [number, number, number, number]};
+  return tf.tidy(() => {
+    const dy = input4d(inputs, 'dy');
+    const filter = input4d(inputs, 'filter');
+    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode);
+    // [kh, kw, Ci, Co] -> flipped [kh, kw, Co, Ci].
+    const flipped = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
+    return inputGradient(dy, flipped, inputShape, info, false);
+  });
+}
+
+function conv2DBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+  const {strides, pad, dimRoundingMode, filterShape} =
+    attrs as unknown as {strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'floor' | 'round' | 'ceil';
+                         filterShape: [number, number, number, number]};
+  return tf.tidy(() => {
+    const x = input4d(inputs, 'x');
+    const dy = input4d(inputs, 'dy');
+    const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode);
+    const {padInfo, strideHeight, strideWidth} = info;
+    const [kh, kw, ci, co] = filterShape;
+    // dW[a, b, i, o] = sum_{n,p,q} xpad[n, p*sh + a, q*sw + b, i] dy[n, p, q, o]: a Conv2D with the
+    // batch as channels (x -> [Ci, H, W, N], dy -> [Ho, Wo, N, Co] as filter) and the stride as dilation.
+    const xp = padSpatial(x, padInfo.top, padInfo.bottom, padInfo.left, padInfo.right);
+    const out = tf.conv2d(tf.transpose(xp, [3, 1, 2, 0]), tf.transpose(dy, [1, 2, 0, 3]), 1, 'valid', 'NHWC',
+                          [strideHeight, strideWidth]);
+    return tf.transpose(tf.slice(out, 0, [ci, kh, kw, co]), [1, 2, 0, 3]);
+  });
+}
+
+function depthwiseAttrs(attrs: tf.NamedAttrMap | undefined) {
+  return attrs as unknown as {strides: number | [number, number]; dilations: number | [number, number]; pad: Pad;
+                              dimRoundingMode?: 'floor' | 'round' | 'ceil'};
+}
+
+function checkNoDilation(dilations: number | [number, number], kernel: string): void {
+  if (!tf.backend_util.tupleValuesAreOne(dilations)) {
+    throw new Error(`${kernel} with dilations > 1 is not supported on wasm (tfjs's gradients do not use it)`);
+  }
+}
+
+function depthwiseBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+  const {strides, dilations, pad, dimRoundingMode} = depthwiseAttrs(attrs);
+  const {inputShape} = attrs as unknown as {inputShape: [number, number, number, number]};
+  checkNoDilation(dilations, 'DepthwiseConv2dNativeBackpropInput');
+  return tf.tidy(() => {
+    const dy = input4d(inputs, 'dy');
+    const filter = input4d(inputs, 'filter');
+    const [kh, kw, c, m] = filter.shape;
+    const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode, true);
+    // Each of the C*M output channels comes from one input channel: correlate each with its own
+    // flipped filter, then add the M channels that share an input.
+    const flipped = tf.reshape(tf.reverse(filter, [0, 1]), [kh, kw, c * m, 1]);
+    const perOutput = inputGradient(dy, flipped as tf.Tensor4D, inputShape, info, true);
+    if (m === 1) return perOutput;
+    const [n, h, w] = inputShape;
+    return tf.sum(tf.reshape(perOutput, [n, h, w, c, m]), 4);
+  });
+}
+
+function depthwiseBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+  const {strides, dilations, pad, dimRoundingMode} = depthwiseAttrs(attrs);
+  const {filterShape} = attrs as unknown as {filterShape: [number, number, number, number]};
+  checkNoDilation(dilations, 'DepthwiseConv2dNativeBackpropFilter');
+  return tf.tidy(() => {
+    const x = input4d(inputs, 'x');
+    const dy = input4d(inputs, 'dy');
+    const [kh, kw, c, m] = filterShape;
+    const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode, true);
+    const {padInfo, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo} = info;
+    const xp = padSpatial(x, padInfo.top, padInfo.bottom, padInfo.left, padInfo.right);
+    const n = x.shape[0];
+    const dy5 = tf.reshape(dy, [n, ho, wo, c, m]);
+    // One reduction per tap: dW[a, b, c, m] = sum over (n, p, q) of xpad[n, p*sh+a, q*sw+b, c] dy[n, p, q, c*M+m].
+    const taps: tf.Tensor[] = [];
+    for (let a = 0; a < kh; a++) {
+      for (let b = 0; b < kw; b++) {
+        const window = tf.stridedSlice(xp, [0, a, b, 0], [n, a + (ho - 1) * sh + 1, b + (wo - 1) * sw + 1, c],
+                                       [1, sh, sw, 1]);
+        taps.push(tf.sum(tf.mul(tf.expandDims(window, 4), dy5), [0, 1, 2]));
+      }
+    }
+    return tf.reshape(tf.stack(taps), [kh, kw, c, m]);
+  });
+}
+
+const KERNELS: Array<[string, tf.KernelFunc]> = [
+  ['Conv2DBackpropInput', conv2DBackpropInput as unknown as tf.KernelFunc],
+  ['Conv2DBackpropFilter', conv2DBackpropFilter as unknown as tf.KernelFunc],
+  ['DepthwiseConv2dNativeBackpropInput', depthwiseBackpropInput as unknown as tf.KernelFunc],
+  ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter as unknown as tf.KernelFunc],
+];
+
+/** Registers the training kernels on the wasm backend (replacing its slow Conv2DBackpropInput). Idempotent. */
+export function registerWasmTrainingKernels(): void {
+  for (const [kernelName, kernelFunc] of KERNELS) {
+    const existing = tf.getKernel(kernelName, 'wasm');
+    if (existing?.kernelFunc === kernelFunc) continue;
+    if (existing !== undefined) tf.unregisterKernel(kernelName, 'wasm');
+    tf.registerKernel({kernelName, backendName: 'wasm', kernelFunc});
+  }
+}
