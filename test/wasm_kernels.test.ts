@@ -4,6 +4,7 @@
  * (square and not), 'same' and 'valid' padding, odd input sizes.
  * Tolerance: 1e-4 norm-wise relative error.
  */
+import assert from 'node:assert/strict';
 import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -58,4 +59,56 @@ describe('wasm training kernels match cpu', () => {
       }
     });
   }
+});
+
+describe('wasm Slice and BatchMatMul match cpu', () => {
+  registerWasmTrainingKernels();
+  const compare = async (what: string, run: () => tf.Tensor) => {
+    const expected = await gradsOn('cpu', () => [run()]);
+    const actual = await gradsOn('wasm', () => [run()]);
+    assert.deepEqual(actual[0].length, expected[0].length, what);
+    if (expected[0].length > 0) {
+      tf.tidy(() => assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-6, what));
+    }
+  };
+
+  it('Slice: contiguous, strided, every rank, empty', async () => {
+    const cases: Array<[number[], number[], number[]]> = [
+      [[10], [3], [4]],
+      [[6, 5], [1, 0], [3, 5]],
+      [[6, 5], [2, 1], [3, 3]],
+      [[4, 5, 6], [1, 2, 0], [2, 2, 6]],
+      [[4, 5, 6], [0, 1, 2], [4, 3, 3]],
+      [[3, 4, 5, 6], [1, 0, 2, 1], [2, 4, 2, 4]],
+      [[2, 3, 4, 5, 6], [1, 1, 0, 2, 3], [1, 2, 4, 2, 2]],
+      [[4, 5], [1, 1], [0, 3]],
+    ];
+    for (const [shape, begin, size] of cases) {
+      await compare(`slice ${shape} at ${begin} size ${size}`,
+                    () => tf.slice(randomTensor(shape, shape.length), begin, size));
+    }
+  });
+
+  it('BatchMatMul: batched, transposed, broadcast, and their gradients', async () => {
+    const cases: Array<[number[], number[], boolean, boolean]> = [
+      [[5, 3, 4], [5, 4, 2], false, false],
+      [[5, 4, 3], [5, 4, 2], true, false],
+      [[5, 3, 4], [5, 2, 4], false, true],
+      [[5, 4, 3], [5, 2, 4], true, true],
+      [[2, 3, 3, 4], [2, 3, 4, 5], false, false],
+      [[1, 3, 4], [6, 4, 2], false, false],
+      [[6, 3, 4], [4, 2], false, false],
+    ];
+    for (const [sa, sb, ta, tb] of cases) {
+      const what = `matMul ${sa} x ${sb} transposeA=${ta} transposeB=${tb}`;
+      await compare(what, () => tf.matMul(randomTensor(sa, 1), randomTensor(sb, 2), ta, tb));
+      // tfjs-core's BatchMatMul gradient does not reduce broadcast batch axes, on any backend.
+      if (tf.util.sizeFromShape(sa.slice(0, -2)) !== tf.util.sizeFromShape(sb.slice(0, -2))) continue;
+      await compare(`${what}: gradients`, () => {
+        const [ga, gb] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.matMul(a, b, ta, tb))))(
+          [randomTensor(sa, 1), randomTensor(sb, 2)]);
+        return tf.concat([tf.reshape(ga, [-1]), tf.reshape(gb, [-1])]);
+      });
+    }
+  });
 });
