@@ -193,43 +193,58 @@ function slice({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs?:
 }
 
 /**
- * tfjs's wasm BatchMatMul sends every batch size but 1 to a scalar loop
- * (~1 GFLOP/s); a single matrix product goes to XNNPACK (~15 GFLOP/s). This
- * kernel runs one XNNPACK product per batch entry. Each entry gets fresh
- * buffers: the wasm backend caches XNNPACK's packed weights by tensor id.
+ * tfjs's wasm BatchMatMul is fast (XNNPACK, ~15 GFLOP/s) only for a single
+ * product with neither operand transposed; transposed operands (every matMul
+ * gradient) and batches run a scalar loop (~1 GFLOP/s). This kernel transposes
+ * operands explicitly (a memory pass) and runs one XNNPACK product per batch
+ * entry. Each entry gets fresh buffers: the backend caches XNNPACK's packed
+ * weights by tensor id.
  */
-function makeBatchMatMul(single: tf.KernelFunc): tf.KernelFunc {
+function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   return (args => {
-    const {a, b} = args.inputs as {a: Info; b: Info};
-    const {transposeA, transposeB} = args.attrs as unknown as {transposeA: boolean; transposeB: boolean};
     const wasm = args.backend as unknown as WasmBackend;
+    let {a, b} = args.inputs as {a: Info; b: Info};
+    const {transposeA, transposeB} = args.attrs as unknown as {transposeA: boolean; transposeB: boolean};
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return single(args);
     const batchA = tf.util.sizeFromShape(a.shape.slice(0, -2));
     const batchB = tf.util.sizeFromShape(b.shape.slice(0, -2));
-    const broadcastable = batchA === batchB || batchA === 1 || batchB === 1;
-    if ((batchA === 1 && batchB === 1) || !broadcastable || a.dtype !== 'float32' || b.dtype !== 'float32') {
-      return single(args);
+    if (batchA !== batchB && batchA !== 1 && batchB !== 1) return single(args);
+    const temporaries: Info[] = [];
+    const swapLastAxes = (t: Info) => {
+      const perm = t.shape.map((_, i) => i);
+      perm.splice(-2, 2, perm.length - 1, perm.length - 2);
+      const out = transpose({inputs: {x: t}, attrs: {perm}, backend: args.backend}) as Info;
+      temporaries.push(out);
+      return out;
+    };
+    if (transposeA) a = swapLastAxes(a);
+    if (transposeB) b = swapLastAxes(b);
+    const attrs = {transposeA: false, transposeB: false};
+    let out: Info;
+    if (batchA === 1 && batchB === 1) {
+      out = single({inputs: {a, b}, attrs, backend: args.backend}) as Info;
+    } else {
+      const matA = a.shape.slice(-2);
+      const matB = b.shape.slice(-2);
+      const [rows, cols] = [matA[0], matB[1]];
+      out = wasm.makeOutput(
+        [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), rows, cols],
+        'float32');
+      const sizeA = matA[0] * matA[1];
+      const sizeB = matB[0] * matB[1];
+      for (let i = 0; i < Math.max(batchA, batchB); i++) {
+        const ai = wasm.makeOutput(matA, 'float32');
+        const bi = wasm.makeOutput(matB, 'float32');
+        const ia = batchA === 1 ? 0 : i;
+        const ib = batchB === 1 ? 0 : i;
+        wasm.typedArrayFromHeap(ai).set(wasm.typedArrayFromHeap(a).subarray(ia * sizeA, (ia + 1) * sizeA));
+        wasm.typedArrayFromHeap(bi).set(wasm.typedArrayFromHeap(b).subarray(ib * sizeB, (ib + 1) * sizeB));
+        const oi = single({inputs: {a: ai, b: bi}, attrs, backend: args.backend}) as Info;
+        wasm.typedArrayFromHeap(out).set(wasm.typedArrayFromHeap(oi), i * rows * cols);
+        for (const t of [ai, bi, oi]) wasm.disposeData(t.dataId);
+      }
     }
-    const batch = Math.max(batchA, batchB);
-    const matA = a.shape.slice(-2);
-    const matB = b.shape.slice(-2);
-    const rows = transposeA ? matA[1] : matA[0];
-    const cols = transposeB ? matB[0] : matB[1];
-    const outShape = [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)),
-                      rows, cols];
-    const out = wasm.makeOutput(outShape, 'float32');
-    const sizeA = matA[0] * matA[1];
-    const sizeB = matB[0] * matB[1];
-    for (let i = 0; i < batch; i++) {
-      const ai = wasm.makeOutput(matA, 'float32');
-      const bi = wasm.makeOutput(matB, 'float32');
-      const ia = batchA === 1 ? 0 : i;
-      const ib = batchB === 1 ? 0 : i;
-      wasm.typedArrayFromHeap(ai).set(wasm.typedArrayFromHeap(a).subarray(ia * sizeA, (ia + 1) * sizeA));
-      wasm.typedArrayFromHeap(bi).set(wasm.typedArrayFromHeap(b).subarray(ib * sizeB, (ib + 1) * sizeB));
-      const oi = single({inputs: {a: ai, b: bi}, attrs: args.attrs, backend: args.backend}) as Info;
-      wasm.typedArrayFromHeap(out).set(wasm.typedArrayFromHeap(oi), i * rows * cols);
-      for (const t of [ai, bi, oi]) wasm.disposeData(t.dataId);
-    }
+    for (const t of temporaries) wasm.disposeData(t.dataId);
     return out;
   }) as tf.KernelFunc;
 }
@@ -251,8 +266,11 @@ let batchMatMul: tf.KernelFunc | undefined;
 export function registerWasmTrainingKernels(): void {
   if (batchMatMul === undefined) {
     const original = tf.getKernel('BatchMatMul', 'wasm');
-    if (original === undefined) throw new Error('the wasm backend has no BatchMatMul kernel to build on');
-    batchMatMul = makeBatchMatMul(original.kernelFunc);
+    const transpose = tf.getKernel('Transpose', 'wasm');
+    if (original === undefined || transpose === undefined) {
+      throw new Error('the wasm backend has no BatchMatMul or Transpose kernel to build on');
+    }
+    batchMatMul = makeBatchMatMul(original.kernelFunc, transpose.kernelFunc);
     tf.unregisterKernel('BatchMatMul', 'wasm');
     tf.registerKernel({...original, kernelFunc: batchMatMul});
   }
