@@ -10,12 +10,14 @@ import {describe, it} from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {ConvNorm2D, convNorm, convNormSpectrum} from '../src/index.js';
+import {ConvNorm2D, convNorm, ConvNormMethod, convNormSpectrum} from '../src/index.js';
 import {TEST_BACKENDS, useTestBackend} from './helpers/backends.js';
 import {caseName, decode, GeometryFixture, LayerFixture, loadReference} from './helpers/fixtures.js';
 import {assertClose} from './helpers/numerics.js';
 
 const TOL = 1e-4;
+/** For gradients that BatchNorm cancels in exact arithmetic (see below); observed up to 2e-4 on wasm. */
+const TOL_CANCELLED = 1e-3;
 const ref = loadReference();
 const {N, Cin, Cout, H, W} = ref.shape;
 
@@ -27,10 +29,10 @@ function weightsByName(layer: tfl.layers.Layer): Map<string, tfl.LayerVariable> 
   return new Map(layer.weights.map(w => [w.originalName.split('/').pop()!, w]));
 }
 
-function buildLayer(c: GeometryFixture, l: LayerFixture): ConvNorm2D {
+function buildLayer(c: GeometryFixture, l: LayerFixture, method: ConvNormMethod): ConvNorm2D {
   const layer = new ConvNorm2D({
     filters: Cout, kernelSize: c.kernelSize, strides: c.strides, padding: c.padding,
-    affine: l.affine, batchNorm: l.batchNorm, momentum: l.momentum, rampdownSteps: ref.rampdownSteps,
+    affine: l.affine, batchNorm: l.batchNorm, momentum: l.momentum, rampdownSteps: ref.rampdownSteps, method,
   });
   layer.apply(tfl.input({batchShape: [N, H, W, Cin]}));
   const w = weightsByName(layer);
@@ -64,65 +66,58 @@ function checkRunningState(c: GeometryFixture, l: LayerFixture, layer: ConvNorm2
 }
 
 for (const backend of TEST_BACKENDS) {
-  // The wasm backend has no conv filter gradient until the engine registers one: forward only there.
-  const withGrads = backend === 'cpu';
   describe(`reference fixtures on ${backend}`, {concurrency: false}, () => {
-    it('convNormSpectrum and the convNorm op', async () => {
+    for (const method of ['spatial', 'fourier'] as const) it(`convNormSpectrum and the convNorm op, ${method}`, async () => {
       await useTestBackend(backend);
       for (const c of ref.cases) {
         tf.tidy(() => {
-          const name = caseName(c);
+          const name = `${caseName(c)} ${method}`;
           const x = decode(c.x[0]) as tf.Tensor4D;
           const kernel = decode(c.kernels[0]) as tf.Tensor4D;
           const size: [number, number] = [H + c.kernelSize[0] - 1, W + c.kernelSize[1] - 1];
           assertClose(convNormSpectrum(kernel, size), decode(c.op.spectrum), TOL, `${name}: V`);
-          const args = {strides: c.strides, padding: c.padding};
+          const args = {strides: c.strides, padding: c.padding, method};
           assertClose(convNorm(x, kernel, args), decode(c.op.output), TOL, `${name}: output`);
-          if (withGrads) {
-            const cotangent = decode(c.op.cotangent);
-            const [gx, gk] = tf.grads((a: tf.Tensor, k: tf.Tensor) =>
-              tf.sum(tf.mul(convNorm(a as tf.Tensor4D, k as tf.Tensor4D, args), cotangent)))([x, kernel]);
-            assertClose(gx, decode(c.op.gradX), TOL, `${name}: d/dx`);
-            assertClose(gk, decode(c.op.gradKernel), TOL, `${name}: d/dkernel`);
-          }
+          const cotangent = decode(c.op.cotangent);
+          const [gx, gk] = tf.grads((a: tf.Tensor, k: tf.Tensor) =>
+            tf.sum(tf.mul(convNorm(a as tf.Tensor4D, k as tf.Tensor4D, args), cotangent)))([x, kernel]);
+          assertClose(gx, decode(c.op.gradX), TOL, `${name}: d/dx`);
+          assertClose(gk, decode(c.op.gradKernel), TOL, `${name}: d/dkernel`);
         });
       }
     });
 
-    it('ConvNorm2D: training output, gradients, running V after 3 steps, inference output', async () => {
+    for (const method of ['spatial', 'fourier'] as const) it(`ConvNorm2D, ${method}: training output, gradients, running V after 3 steps, inference output`, async () => {
       await useTestBackend(backend);
       for (const c of ref.cases) {
         for (const l of c.layers) {
-          const name = caseName(c, l);
-          const layer = buildLayer(c, l);
+          const name = `${caseName(c, l)} ${method}`;
+          const layer = buildLayer(c, l, method);
           tf.tidy(() => {
             const x = tf.variable(decode(c.x[0]), true);
             const cotangent = decode(l.cotangent);
             const w = weightsByName(layer);
             const trainable = layer.trainableWeights.map(v => v.originalName.split('/').pop()!);
-            if (withGrads) {
-              const vars = [x, ...trainable.map(n => tf.engine().registeredVariables[w.get(n)!.name])];
-              let out: tf.Tensor | undefined;
-              const {grads} = tf.variableGrads(() => {
-                out = tf.keep(layer.apply(x, {training: true}) as tf.Tensor);
-                return tf.sum(tf.mul(out, cotangent)) as tf.Scalar;
-              }, vars);
-              assertClose(out!, decode(l.output), TOL, `${name}: training output`);
-              assertClose(grads[x.name], decode(l.grads.x!), TOL, `${name}: d/dx`);
-              for (const n of trainable) {
-                const key = n.replace(/_(\w)/g, (_, ch: string) => ch.toUpperCase()) as keyof LayerFixture['grads'];
-                // BatchNorm cancels a per-channel shift exactly and a per-channel scale up to
-                // its epsilon, so d/daffine_bias is zero and, for 1x1 filters, d/daffine_kernel
-                // is eps-driven: float32 rounding noise dominates both. They are measured
-                // against the scale of d/dkernel, a gradient of the same layer with no cancellation.
-                const degenerate = l.batchNorm &&
-                  (key === 'affineBias' || (key === 'affineKernel' && c.kernelSize.every(k => k === 1)));
-                const scale = degenerate ? maxAbs(decode(l.grads.kernel!)) : undefined;
-                assertClose(grads[w.get(n)!.name], decode(l.grads[key]!), TOL, `${name}: d/d${n}`, scale);
-              }
-            } else {
-              assertClose(layer.apply(x, {training: true}) as tf.Tensor, decode(l.output), TOL,
-                          `${name}: training output`);
+            const vars = [x, ...trainable.map(n => tf.engine().registeredVariables[w.get(n)!.name])];
+            let out: tf.Tensor | undefined;
+            const {grads} = tf.variableGrads(() => {
+              out = tf.keep(layer.apply(x, {training: true}) as tf.Tensor);
+              return tf.sum(tf.mul(out, cotangent)) as tf.Scalar;
+            }, vars);
+            assertClose(out!, decode(l.output), TOL, `${name}: training output`);
+            assertClose(grads[x.name], decode(l.grads.x!), TOL, `${name}: d/dx`);
+            for (const n of trainable) {
+              const key = n.replace(/_(\w)/g, (_, ch: string) => ch.toUpperCase()) as keyof LayerFixture['grads'];
+              // BatchNorm cancels a per-channel shift exactly and a per-channel scale up to
+              // its epsilon, so d/daffine_bias is zero and, for 1x1 filters, d/daffine_kernel
+              // is eps-driven: both are sums whose terms cancel (0.4 left of terms ~10), so
+              // float32 rounding dominates them. They are measured against the scale of
+              // d/dkernel, a gradient of the same layer without cancellation, at TOL_CANCELLED.
+              const cancelled = l.batchNorm &&
+                (key === 'affineBias' || (key === 'affineKernel' && c.kernelSize.every(k => k === 1)));
+              const scale = cancelled ? maxAbs(decode(l.grads.kernel!)) : undefined;
+              assertClose(grads[w.get(n)!.name], decode(l.grads[key]!), cancelled ? TOL_CANCELLED : TOL,
+                          `${name}: d/d${n}`, scale);
             }
             x.dispose();
             checkRunningState(c, l, layer, name);

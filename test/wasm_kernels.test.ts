@@ -16,7 +16,7 @@ import {randomTensor} from './helpers/random.js';
 
 type Grads = tf.Tensor[];
 
-async function gradsOn(backend: string, fn: () => Grads): Promise<Float32Array[]> {
+async function gradsOn(backend: 'cpu' | 'wasm', fn: () => Grads): Promise<Float32Array[]> {
   await useTestBackend(backend);
   return tf.tidy(() => fn().map(g => g.dataSync() as Float32Array));
 }

@@ -4,7 +4,7 @@ import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
 import {convNormGeometry, fail, pair, PaddingArg, resolvePadding, spectrumShape} from './geometry.js';
-import {checkConvNormInputs, convNorm} from './op.js';
+import {checkConvNormInputs, convNorm, ConvNormMethod} from './op.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
         serializeObject} from './serialization.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
@@ -53,6 +53,8 @@ export interface ConvNorm2DArgs extends LayerArgs {
   kernelConstraint?: Constraint | SerializedObject;
   /** Seed of the default initializers, for reproducible weights. */
   seed?: number;
+  /** How the preconditioned convolution is computed ('auto', 'spatial' or 'fourier'); the result is the same. */
+  method?: ConvNormMethod;
 }
 
 /**
@@ -84,6 +86,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
   readonly rampdownSteps: number;
   readonly epsilon: number;
   readonly seed?: number;
+  readonly method: ConvNormMethod;
   private readonly kernelInitializer: Initializer;
   private readonly kernelRegularizer?: Regularizer;
   private readonly kernelConstraint?: Constraint;
@@ -125,6 +128,10 @@ export class ConvNorm2D extends tfl.layers.Layer {
       fail(`epsilon must be a finite number >= 0, got ${this.epsilon}`);
     }
     this.seed = args.seed;
+    this.method = args.method ?? 'auto';
+    if (!['auto', 'spatial', 'fourier'].includes(this.method)) {
+      fail(`method must be 'auto', 'spatial' or 'fourier', got ${JSON.stringify(this.method)}`);
+    }
     this.kernelInitializer = deserializeObject(args.kernelInitializer, 'initializer', this.seed) ??
       tfl.initializers.varianceScaling({scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed: this.seed});
     this.kernelRegularizer = deserializeObject(args.kernelRegularizer, 'regularizer');
@@ -201,7 +208,8 @@ export class ConvNorm2D extends tfl.layers.Layer {
       } else {
         spectrum = this.runningV!.read();
       }
-      let y = convNorm(x, kernel, {strides: this.strides, padding: this.paddingPerSide, spectrum});
+      let y = convNorm(x, kernel, {strides: this.strides, padding: this.paddingPerSide, spectrum,
+                                   method: this.method});
       if (this.affine) y = this.applyAffine(y);
       if (this.batchNorm) y = this.applyBatchNorm(y, training);
       return y;
@@ -262,6 +270,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
       momentum: this.momentum,
       rampdownSteps: this.rampdownSteps,
       epsilon: this.epsilon,
+      method: this.method,
       kernelInitializer: serializeObject(this.kernelInitializer),
       kernelRegularizer: serializeObject(this.kernelRegularizer),
       kernelConstraint: serializeObject(this.kernelConstraint),

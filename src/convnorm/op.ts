@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-layers';
 import {arange, DftMatrix, forwardDft, inverseDft, inverseRealDft} from '../engine/dft.js';
 import {convNormGeometry, ConvNormGeometry, fail, isPointwise, pair, PaddingArg, resolvePadding,
         spectrumShape} from './geometry.js';
+import {fourierConvNorm} from './fourier.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
 
 export interface ConvNormOpArgs {
@@ -20,7 +21,15 @@ export interface ConvNormOpArgs {
   spectrum?: tf.Tensor;
   /** Epsilon for V when it is computed here. Default `DEFAULT_SPECTRUM_EPSILON`. */
   epsilon?: number;
+  /**
+   * 'spatial': the reference's algorithm (full convolution, then the Fourier
+   * preconditioning); 'fourier': one circular convolution in the Fourier
+   * domain; 'auto' (default): the faster for the shape. Same function either way.
+   */
+  method?: ConvNormMethod;
 }
+
+export type ConvNormMethod = 'auto' | 'spatial' | 'fourier';
 
 function constant(m: DftMatrix, part: 'cos' | 'sin', scale = 1): tf.Tensor2D {
   const t = tf.tensor2d(m[part], [m.rows, m.cols]);
@@ -100,6 +109,9 @@ export function checkConvNormInputs(x: tf.Tensor, kernel: tf.Tensor,
  */
 export function convNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, args: ConvNormOpArgs = {}): tf.Tensor4D {
   const g = checkConvNormInputs(x, kernel, args);
+  if (args.method !== undefined && !['auto', 'spatial', 'fourier'].includes(args.method)) {
+    fail(`method must be 'auto', 'spatial' or 'fourier', got ${JSON.stringify(args.method)}`);
+  }
   const cout = kernel.shape[3];
   const expected = spectrumShape(g.kernelSize, cout, g.fourierSize);
   if (args.spectrum !== undefined && !tf.util.arraysEqual(args.spectrum.shape, expected)) {
@@ -111,6 +123,8 @@ export function convNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, args: ConvNormOpAr
       // A 1x1 kernel's V is one scalar per output channel; no crop (p must be 0).
       return tf.mul(tf.conv2d(x, kernel, g.strides, 'valid'), tf.reshape(spectrum, [1, 1, 1, cout]));
     }
+    const method = args.method ?? 'auto';
+    if (method === 'fourier' || method === 'auto') return fourierConvNorm(x, kernel, spectrum, g);
     const [kh, kw] = g.kernelSize;
     const full = tf.conv2d(x, kernel, 1, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]);
     return precondition(full, spectrum, g);

@@ -91,3 +91,76 @@ export function inverseRealDft(n: number, at: readonly number[]): DftMatrix {
 export function arange(start: number, count: number, step: number): number[] {
   return Array.from({length: count}, (_, i) => start + i * step);
 }
+
+/*
+ * Stacked real forms of complex DFT matrices, for transforms done as one real
+ * matrix product on data whose real and imaginary parts are stacked along the
+ * transformed axis ([re; im], each `len` rows).
+ */
+
+/** Real data to its spectrum, [2 freqs, len] = [cos; -sin]: X(f) = sum_x x e^{-2 pi i f x / n}. */
+export function forwardRealStacked(n: number, len: number, freqs: number): RealMatrix {
+  return buildReal(`frs${n}/${len}/${freqs}`, 2 * freqs, len, (r, x) => {
+    const t = angle(r % freqs, x, n);
+    return r < freqs ? Math.cos(t) : -Math.sin(t);
+  });
+}
+
+/** Complex data [re; im] to its spectrum [Re; Im]: [[C, S], [-S, C]], [2 freqs, 2 len]. */
+export function forwardComplexBlock(n: number, len: number, freqs: number): RealMatrix {
+  return buildReal(`fcb${n}/${len}/${freqs}`, 2 * freqs, 2 * len, (r, c) => {
+    const t = angle(r % freqs, c % len, n);
+    const [top, left] = [r < freqs, c < len];
+    if (top === left) return Math.cos(t);
+    return top ? Math.sin(t) : -Math.sin(t);
+  });
+}
+
+/**
+ * Inverse DFT of a Hermitian half spectrum [Re; Im] (floor(n/2)+1 bins each)
+ * at the positions `at`, kept complex for a transform along another axis:
+ * [[Ec, -Es], [Es, Ec]] / n with the irfft weights (2 for bins with a mirror
+ * image), [2 at.length, 2 half].
+ */
+export function inverseHalfComplexBlock(n: number, at: readonly number[]): RealMatrix {
+  const half = halfSpectrumSize(n);
+  const p = at.length;
+  return buildReal(`ihb${n}/${at.join(',')}`, 2 * p, 2 * half, (r, c) => {
+    const f = c % half;
+    const weight = f === 0 || 2 * f === n ? 1 : 2;
+    const t = angle(at[r % p], f, n);
+    const [top, left] = [r < p, c < half];
+    if (top === left) return (weight * Math.cos(t)) / n;
+    return ((top ? -1 : 1) * weight * Math.sin(t)) / n;
+  });
+}
+
+/** Real part of the inverse DFT of [Re; Im] (n bins each) at the positions `at`: [C, -S] / n, [at.length, 2n]. */
+export function inverseRealPart(n: number, at: readonly number[]): RealMatrix {
+  return buildReal(`irp${n}/${at.join(',')}`, at.length, 2 * n, (r, c) => {
+    const t = angle(at[r], c % n, n);
+    return (c < n ? Math.cos(t) : -Math.sin(t)) / n;
+  });
+}
+
+/** A real matrix, row-major. */
+export interface RealMatrix {
+  readonly values: Float32Array;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+const realCache = new Map<string, RealMatrix>();
+
+function buildReal(key: string, rows: number, cols: number, entry: (r: number, c: number) => number): RealMatrix {
+  let m = realCache.get(key);
+  if (m === undefined) {
+    const values = new Float32Array(rows * cols);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) values[r * cols + c] = entry(r, c);
+    }
+    m = {values, rows, cols};
+    realCache.set(key, m);
+  }
+  return m;
+}
