@@ -10,16 +10,19 @@
  * (real and imaginary parts stacked along the transformed axis), which is the
  * operation the wasm backend runs fast; the inverse transforms are evaluated
  * only at the rows and columns the crop and stride keep.
+ *
+ * The gradient is written by hand (every step is linear, so the backward pass
+ * is the same transforms transposed, in reverse). Autodiff would keep every
+ * intermediate of every layer until the backward pass, including the
+ * F x C_in x C_out kernel spectra, which for ResNet-18's 512-channel layers
+ * exhaust the wasm backend's 4 GB heap; here a layer keeps only its input
+ * spectrum and recomputes the kernel spectrum from the taps.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {forwardComplexBlock, forwardRealStacked, halfSpectrumSize, inverseHalfComplexBlock, inverseRealPart,
         RealMatrix} from '../engine/dft.js';
 import {ConvNormGeometry} from './geometry.js';
-
-function constant(m: RealMatrix): tf.Tensor2D {
-  return tf.tensor2d(m.values, [m.rows, m.cols]);
-}
 
 /**
  * Grid positions of the kept outputs. With x placed at the origin of the grid
@@ -30,66 +33,164 @@ function keptPositions(count: number, stride: number, padding: number, n: number
   return Array.from({length: count}, (_, i) => (((stride * i - padding) % n) + n) % n);
 }
 
-/**
- * conj(DFT(kernel zero-padded to the grid)) . V from the taps, [F, C_in, C_out]
- * real and imaginary parts, frequencies ordered (fw, fh) as the input spectrum.
- */
-function kernelSpectrum(kernel: tf.Tensor4D, spectrum: tf.Tensor, [mh, mw]: [number, number]) {
-  const [kh, kw, cin, cout] = kernel.shape;
-  const fw = halfSpectrumSize(mw);
-  const freqs = fw * mh;
-  const cos = new Float32Array(freqs * kh * kw);
-  const sin = new Float32Array(freqs * kh * kw);
-  for (let v = 0; v < fw; v++) {
-    for (let u = 0; u < mh; u++) {
-      for (let a = 0; a < kh; a++) {
-        for (let b = 0; b < kw; b++) {
-          const t = 2 * Math.PI * (((a * u) % mh) / mh + ((b * v) % mw) / mw);
-          const i = (v * mh + u) * kh * kw + a * kw + b;
-          cos[i] = Math.cos(t);
-          sin[i] = Math.sin(t);
+function matrix(m: RealMatrix, transpose = false): tf.Tensor2D {
+  const t = tf.tensor2d(m.values, [m.rows, m.cols]);
+  return transpose ? tf.transpose(t) : t;
+}
+
+/** Sizes of one application and its transform matrices. */
+class Plan {
+  readonly n: number; readonly h: number; readonly w: number; readonly cin: number; readonly cout: number;
+  readonly mh: number; readonly mw: number; readonly fw: number; readonly freqs: number;
+  readonly ho: number; readonly wo: number; readonly taps: number;
+  /** DFT along the height of real data: [2 Mh, H]. */
+  readonly alongH: RealMatrix;
+  /** Half-spectrum DFT along the width of complex data: [2 Fw, 2 W]. */
+  readonly alongW: RealMatrix;
+  /** Inverse along the width at the kept columns, complex: [2 Wo, 2 Fw]. */
+  readonly backW: RealMatrix;
+  /** Real part of the inverse along the height at the kept rows: [Ho, 2 Mh]. */
+  readonly backH: RealMatrix;
+  /** Tap-to-frequency basis [F, kh kw], frequencies ordered (fw, fh). */
+  readonly basisCos: Float32Array;
+  readonly basisSin: Float32Array;
+
+  constructor(x: tf.Tensor4D, kernel: tf.Tensor4D, g: ConvNormGeometry) {
+    [this.n, this.h, this.w, this.cin] = x.shape;
+    const [kh, kw, , cout] = kernel.shape;
+    this.cout = cout;
+    [this.mh, this.mw] = g.fourierSize;
+    [this.ho, this.wo] = g.outputSize;
+    this.fw = halfSpectrumSize(this.mw);
+    this.freqs = this.fw * this.mh;
+    this.taps = kh * kw;
+    this.alongH = forwardRealStacked(this.mh, this.h, this.mh);
+    this.alongW = forwardComplexBlock(this.mw, this.w, this.fw);
+    this.backW = inverseHalfComplexBlock(this.mw, keptPositions(this.wo, g.strides[1], g.padding[1], this.mw));
+    this.backH = inverseRealPart(this.mh, keptPositions(this.ho, g.strides[0], g.padding[0], this.mh));
+    this.basisCos = new Float32Array(this.freqs * this.taps);
+    this.basisSin = new Float32Array(this.freqs * this.taps);
+    for (let v = 0; v < this.fw; v++) {
+      for (let u = 0; u < this.mh; u++) {
+        for (let a = 0; a < kh; a++) {
+          for (let b = 0; b < kw; b++) {
+            const t = 2 * Math.PI * (((a * u) % this.mh) / this.mh + ((b * v) % this.mw) / this.mw);
+            const i = (v * this.mh + u) * this.taps + a * kw + b;
+            this.basisCos[i] = Math.cos(t);
+            this.basisSin[i] = Math.sin(t);
+          }
         }
       }
     }
   }
-  const taps = tf.reshape(kernel, [kh * kw, cin * cout]);
-  const v = tf.reshape(tf.transpose(spectrum, [2, 1, 0]), [freqs, 1, cout]);
-  const part = (basis: Float32Array) =>
-    tf.mul(tf.reshape(tf.matMul(tf.tensor2d(basis, [freqs, kh * kw]), taps), [freqs, cin, cout]), v);
+}
+
+type Complex = {re: tf.Tensor3D; im: tf.Tensor3D};
+
+function split(stacked: tf.Tensor, shape: [number, number, number]): Complex {
+  const four = tf.reshape(stacked, [2, ...shape]);
+  const part = (i: number) => tf.reshape(tf.slice(four, [i, 0, 0, 0], [1, ...shape]), shape) as tf.Tensor3D;
+  return {re: part(0), im: part(1)};
+}
+
+/** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, F, N, C_in]. */
+function inputSpectrum(x: tf.Tensor4D, p: Plan): tf.Tensor {
+  const byRow = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [p.h, p.w * p.n * p.cin]);
+  const alongH = tf.matMul(matrix(p.alongH), byRow);
+  const byCol = tf.reshape(tf.transpose(tf.reshape(alongH, [2, p.mh, p.w, p.n * p.cin]), [0, 2, 1, 3]),
+                           [2 * p.w, p.mh * p.n * p.cin]);
+  return tf.matMul(matrix(p.alongW), byCol);
+}
+
+/** The adjoint of inputSpectrum: the same steps transposed, in reverse. */
+function inputSpectrumAdjoint(dSpec: tf.Tensor, p: Plan): tf.Tensor4D {
+  const dByCol = tf.matMul(matrix(p.alongW, true), tf.reshape(dSpec, [2 * p.fw, p.mh * p.n * p.cin]));
+  const dAlongH = tf.reshape(tf.transpose(tf.reshape(dByCol, [2, p.w, p.mh, p.n * p.cin]), [0, 2, 1, 3]),
+                             [2 * p.mh, p.w * p.n * p.cin]);
+  const dByRow = tf.matMul(matrix(p.alongH, true), dAlongH);
+  return tf.transpose(tf.reshape(dByRow, [p.h, p.w, p.n, p.cin]), [2, 0, 1, 3]);
+}
+
+/** Output at the kept positions from the output spectrum [2, F, N, C_out]. */
+function outputFromSpectrum(z: tf.Tensor, p: Plan): tf.Tensor4D {
+  const alongW = tf.matMul(matrix(p.backW), tf.reshape(z, [2 * p.fw, p.mh * p.n * p.cout]));
+  const byRow = tf.reshape(tf.transpose(tf.reshape(alongW, [2, p.wo, p.mh, p.n * p.cout]), [0, 2, 1, 3]),
+                           [2 * p.mh, p.wo * p.n * p.cout]);
+  const out = tf.matMul(matrix(p.backH), byRow);
+  return tf.transpose(tf.reshape(out, [p.ho, p.wo, p.n, p.cout]), [2, 0, 1, 3]);
+}
+
+/** The adjoint of outputFromSpectrum. */
+function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
+  const dOut = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [p.ho, p.wo * p.n * p.cout]);
+  const dByRow = tf.matMul(matrix(p.backH, true), dOut);
+  const dAlongW = tf.reshape(tf.transpose(tf.reshape(dByRow, [2, p.mh, p.wo, p.n * p.cout]), [0, 2, 1, 3]),
+                             [2 * p.wo, p.mh * p.n * p.cout]);
+  return tf.matMul(matrix(p.backW, true), dAlongW);
+}
+
+/** conj(DFT(kernel zero-padded)) . V from the taps: [F, C_in, C_out] each part. */
+function kernelSpectrum(taps: tf.Tensor2D, v: tf.Tensor, p: Plan): Complex {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
-  return {re: part(cos), im: part(sin)};
+  const part = (basis: Float32Array) => tf.mul(
+    tf.reshape(tf.matMul(tf.tensor2d(basis, [p.freqs, p.taps]), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D;
+  return {re: part(p.basisCos), im: part(p.basisSin)};
+}
+
+/**
+ * Per-frequency complex products with three real ones (Gauss):
+ * (a + ib)(c + id) = (k1 - k3) + i(k1 + k2), k1 = (a + b)c, k2 = a(d - c), k3 = b(c + d).
+ * `conjA` / `conjB` conjugate-transpose the left / right operand (per frequency).
+ */
+function complexMatMul(a: Complex, b: Complex, conjA: boolean, conjB: boolean): tf.Tensor {
+  const ai = conjA ? tf.neg(a.im) : a.im;
+  const bi = conjB ? tf.neg(b.im) : b.im;
+  const k1 = tf.matMul(tf.add(a.re, ai), b.re, conjA, conjB);
+  const k2 = tf.matMul(a.re, tf.sub(bi, b.re), conjA, conjB);
+  const k3 = tf.matMul(ai, tf.add(b.re, bi), conjA, conjB);
+  return tf.stack([tf.sub(k1, k3), tf.add(k1, k2)]);
+}
+
+/** A linear map with its adjoint as gradient: autodiff would keep every intermediate transform. */
+function linearOp(forward: (t: tf.Tensor) => tf.Tensor, adjoint: (dy: tf.Tensor) => tf.Tensor) {
+  return tf.customGrad((...args) => ({
+    value: forward(args[0] as tf.Tensor),
+    gradFunc: (dy: tf.Tensor) => tf.tidy(() => adjoint(dy)),
+  }));
 }
 
 export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: tf.Tensor,
                                 g: ConvNormGeometry): tf.Tensor4D {
-  const [n, h, w, cin] = x.shape;
-  const cout = kernel.shape[3];
-  const [mh, mw] = g.fourierSize;
-  const [ho, wo] = g.outputSize;
-  const fw = halfSpectrumSize(mw);
-  const freqs = fw * mh;
-
-  // DFT of x zero-padded to the grid: along the height (real -> [Re; Im]), then the width.
-  const byRow = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [h, w * n * cin]);
-  const alongH = tf.matMul(constant(forwardRealStacked(mh, h, mh)), byRow);
-  const byCol = tf.reshape(tf.transpose(tf.reshape(alongH, [2, mh, w, n * cin]), [0, 2, 1, 3]), [2 * w, mh * n * cin]);
-  const xSpec = tf.reshape(tf.matMul(constant(forwardComplexBlock(mw, w, fw)), byCol), [2, freqs, n, cin]);
-  const xre = tf.reshape(tf.slice(xSpec, [0, 0, 0, 0], [1, freqs, n, cin]), [freqs, n, cin]);
-  const xim = tf.reshape(tf.slice(xSpec, [1, 0, 0, 0], [1, freqs, n, cin]), [freqs, n, cin]);
-
-  // One complex product per frequency, three real ones (Gauss): (a + ib)(c + id).
-  const k = kernelSpectrum(kernel, spectrum, [mh, mw]);
-  const k1 = tf.matMul(tf.add(xre, xim), k.re);
-  const k2 = tf.matMul(xre, tf.sub(k.im, k.re));
-  const k3 = tf.matMul(xim, tf.add(k.re, k.im));
-  const z = tf.reshape(tf.stack([tf.sub(k1, k3), tf.add(k1, k2)]), [2 * fw, mh * n * cout]);
-
-  // Inverse along the width at the kept columns (still complex), then the real part along the height.
-  const cols = keptPositions(wo, g.strides[1], g.padding[1], mw);
-  const rows = keptPositions(ho, g.strides[0], g.padding[0], mh);
-  const alongW = tf.matMul(constant(inverseHalfComplexBlock(mw, cols)), z);
-  const byRowOut = tf.reshape(tf.transpose(tf.reshape(alongW, [2, wo, mh, n * cout]), [0, 2, 1, 3]),
-                              [2 * mh, wo * n * cout]);
-  const out = tf.matMul(constant(inverseRealPart(mh, rows)), byRowOut);
-  return tf.transpose(tf.reshape(out, [ho, wo, n, cout]), [2, 0, 1, 3]);
+  const p = new Plan(x, kernel, g);
+  // V is a constant (detached, as in the reference): [F, 1, C_out] in the (fw, fh) order.
+  const v = tf.reshape(tf.transpose(spectrum, [2, 1, 0]), [p.freqs, 1, p.cout]);
+  const toSpectrum = linearOp(t => tf.reshape(inputSpectrum(t as tf.Tensor4D, p), [2, p.freqs, p.n, p.cin]),
+                              dy => inputSpectrumAdjoint(dy, p));
+  const fromSpectrum = linearOp(z => outputFromSpectrum(z, p),
+                                dy => tf.reshape(outputAdjoint(dy as tf.Tensor4D, p), [2, p.freqs, p.n, p.cout]));
+  // The product keeps only its inputs (the input spectrum and the taps); K is recomputed for the gradient.
+  const product = tf.customGrad((...args) => {
+    const [xSpec, taps] = args as [tf.Tensor, tf.Tensor2D];
+    (args[2] as tf.GradSaveFunc)([xSpec, taps]);
+    return {
+      value: complexMatMul(split(xSpec, [p.freqs, p.n, p.cin]), kernelSpectrum(taps, v, p), false, false),
+      // tfjs runs a custom gradient outside any tidy: without one, every layer's backward
+      // intermediates would live until the whole backward pass ends.
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [savedSpec, savedTaps] = saved as [tf.Tensor, tf.Tensor2D];
+        const dz = split(dy, [p.freqs, p.n, p.cout]);
+        const dSpec = complexMatMul(dz, kernelSpectrum(savedTaps, v, p), false, true);
+        // dK = X^H dZ, then through K = V . (basis taps).
+        const dk = split(complexMatMul(split(savedSpec, [p.freqs, p.n, p.cin]), dz, true, false),
+                         [p.freqs, p.cin, p.cout]);
+        const dRe = tf.reshape(tf.mul(dk.re, v), [p.freqs, p.cin * p.cout]);
+        const dIm = tf.reshape(tf.mul(dk.im, v), [p.freqs, p.cin * p.cout]);
+        const dTaps = tf.add(tf.matMul(tf.tensor2d(p.basisCos, [p.freqs, p.taps]), dRe, true, false),
+                             tf.matMul(tf.tensor2d(p.basisSin, [p.freqs, p.taps]), dIm, true, false));
+        return [dSpec, dTaps];
+      }),
+    };
+  });
+  const taps = tf.reshape(kernel, [p.taps, p.cin * p.cout]);
+  return fromSpectrum(product(toSpectrum(x), taps)) as tf.Tensor4D;
 }

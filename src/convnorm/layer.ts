@@ -3,15 +3,13 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
+import {applyBatchNorm} from '../layers/batch_norm.js';
 import {convNormGeometry, fail, pair, PaddingArg, resolvePadding, spectrumShape} from './geometry.js';
 import {checkConvNormInputs, convNorm, ConvNormMethod} from './op.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
         serializeObject} from './serialization.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
 
-/** PyTorch BatchNorm2d defaults, which the reference uses. */
-const BN_EPSILON = 1e-5;
-const BN_MOMENTUM = 0.1;
 /** Floor of the reference's rampdown factor, so the running V keeps following the weights. */
 const MIN_RAMPDOWN_FACTOR = 0.01;
 
@@ -197,6 +195,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
            'its running V is tied to the input size');
     }
     const [ho, wo] = g.outputSize;
+    // applyBatchNorm checks this too, but only after the running V has been updated.
     if (training && this.batchNorm && x.shape[0] * ho * wo < 2) {
       fail(`BatchNorm needs more than one value per channel in training, got input [${x.shape}]`);
     }
@@ -211,7 +210,10 @@ export class ConvNorm2D extends tfl.layers.Layer {
       let y = convNorm(x, kernel, {strides: this.strides, padding: this.paddingPerSide, spectrum,
                                    method: this.method});
       if (this.affine) y = this.applyAffine(y);
-      if (this.batchNorm) y = this.applyBatchNorm(y, training);
+      if (this.batchNorm) {
+        y = applyBatchNorm(y, {movingMean: this.movingMean!, movingVariance: this.movingVariance!, gamma: this.gamma,
+                               beta: this.beta}, training);
+      }
       return y;
     });
   }
@@ -236,27 +238,6 @@ export class ConvNorm2D extends tfl.layers.Layer {
     const filtered = tf.depthwiseConv2d(y, this.affineKernel!.read() as tf.Tensor4D, 1,
                                         [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
     return tf.add(filtered, this.affineBias!.read());
-  }
-
-  private applyBatchNorm(y: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let mean: tf.Tensor;
-    let variance: tf.Tensor;
-    if (training) {
-      ({mean, variance} = tf.moments(y, [0, 1, 2]));
-      const count = y.size / y.shape[3];
-      // PyTorch keeps the unbiased variance in its running estimate.
-      const unbiased = tf.mul(variance, count / (count - 1));
-      this.movingMean!.write(tf.add(tf.mul(1 - BN_MOMENTUM, this.movingMean!.read()), tf.mul(BN_MOMENTUM, mean)));
-      this.movingVariance!.write(tf.add(tf.mul(1 - BN_MOMENTUM, this.movingVariance!.read()),
-                                        tf.mul(BN_MOMENTUM, unbiased)));
-    } else {
-      mean = this.movingMean!.read();
-      variance = this.movingVariance!.read();
-    }
-    // Broadcast [C] statistics rather than tfjs's batchNorm op, whose gradient tiles them to full size.
-    let out = tf.mul(tf.sub(y, mean), tf.rsqrt(tf.add(variance, BN_EPSILON)));
-    if (this.gamma !== undefined) out = tf.add(tf.mul(out, this.gamma.read()), this.beta!.read());
-    return out as tf.Tensor4D;
   }
 
   override getConfig(): tf.serialization.ConfigDict {

@@ -150,6 +150,7 @@ function depthwiseBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use (public methods of its class). */
 interface WasmBackend {
+  incRef(dataId: tf.DataId): void;
   makeOutput(shape: number[], dtype: tf.DataType): Info;
   typedArrayFromHeap(info: Info): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: tf.DataId): boolean;
@@ -249,7 +250,20 @@ function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ke
   }) as tf.KernelFunc;
 }
 
+/**
+ * tfjs's wasm Identity copies its input; tensor data is immutable (variables
+ * swap their data rather than write into it), so sharing it is enough, as the
+ * cpu backend does. tf.clone and every tensor a custom gradient saves go
+ * through here.
+ */
+function identity({inputs, backend}: {inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend}): Info {
+  const x = inputs.x!;
+  (backend as unknown as WasmBackend).incRef(x.dataId);
+  return {dataId: x.dataId, shape: x.shape, dtype: x.dtype};
+}
+
 const KERNELS: Array<[string, tf.KernelFunc]> = [
+  ['Identity', identity as unknown as tf.KernelFunc],
   ['Slice', slice as unknown as tf.KernelFunc],
   ['Conv2DBackpropInput', conv2DBackpropInput as unknown as tf.KernelFunc],
   ['Conv2DBackpropFilter', conv2DBackpropFilter as unknown as tf.KernelFunc],

@@ -1,0 +1,82 @@
+/**
+ * The conv + normalization unit every model here is built from, with the
+ * normalization pluggable as in the reference code (conv_layer / norm_layer).
+ */
+import * as tfl from '@tensorflow/tfjs-layers';
+
+import {convNorm2d} from '../convnorm/layer.js';
+import {fail} from '../convnorm/geometry.js';
+import {BatchNorm2D} from '../layers/batch_norm.js';
+
+/**
+ * - bn: conv, then BatchNorm (PyTorch semantics)
+ * - convnorm: ConvNorm2D with its BatchNorm (the paper's ConvNorm+BN)
+ * - convnorm-nobn: ConvNorm2D without BatchNorm
+ * - none: conv alone
+ */
+export const NORMS = ['bn', 'convnorm', 'convnorm-nobn', 'none'] as const;
+export type NormKind = (typeof NORMS)[number];
+
+export function checkNorm(norm: string): NormKind {
+  if (!(NORMS as readonly string[]).includes(norm)) {
+    fail(`unknown norm '${norm}'; choose one of ${NORMS.join(', ')}`);
+  }
+  return norm as NormKind;
+}
+
+/** Seeds for a model's layers, one fresh seed per call, derived from the model's seed. */
+export class SeedSequence {
+  private next: number;
+  constructor(seed: number) {
+    this.next = seed * 1000;
+  }
+  take(): number {
+    return this.next++;
+  }
+}
+
+/** PyTorch's default Conv2d/Linear initialization: uniform with bound 1/sqrt(fan_in). */
+export function torchDefaultInit(seed: number) {
+  return tfl.initializers.varianceScaling({scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed});
+}
+
+export interface ConvUnitArgs {
+  filters: number;
+  kernelSize: number;
+  strides?: number;
+  /** Bias on the plain conv (the reference's small CNN has one; its ResNet does not). */
+  useBias?: boolean;
+  norm: NormKind;
+  seeds: SeedSequence;
+}
+
+/** conv(k x k, stride, padding (k-1)/2) followed by the chosen normalization. */
+export function convUnit(x: tfl.SymbolicTensor, args: ConvUnitArgs): tfl.SymbolicTensor {
+  const {filters, kernelSize, norm, seeds} = args;
+  const strides = args.strides ?? 1;
+  if (norm === 'convnorm' || norm === 'convnorm-nobn') {
+    return convNorm2d({filters, kernelSize, strides, padding: (kernelSize - 1) / 2,
+                       batchNorm: norm === 'convnorm', seed: seeds.take()}).apply(x) as tfl.SymbolicTensor;
+  }
+  const bound = 1 / Math.sqrt(x.shape[3]! * kernelSize * kernelSize);
+  const conv = tfl.layers.conv2d({
+    filters, kernelSize, strides, padding: 'same', useBias: args.useBias ?? false,
+    kernelInitializer: torchDefaultInit(seeds.take()),
+    biasInitializer: tfl.initializers.randomUniform({minval: -bound, maxval: bound, seed: seeds.take()}),
+  }).apply(x) as tfl.SymbolicTensor;
+  return norm === 'bn' ? new BatchNorm2D().apply(conv) as tfl.SymbolicTensor : conv;
+}
+
+export function relu(x: tfl.SymbolicTensor): tfl.SymbolicTensor {
+  return tfl.layers.reLU().apply(x) as tfl.SymbolicTensor;
+}
+
+/** nn.Linear with PyTorch's default initialization. */
+export function linear(x: tfl.SymbolicTensor, units: number, seeds: SeedSequence): tfl.SymbolicTensor {
+  const fanIn = x.shape[x.shape.length - 1]!;
+  const bound = 1 / Math.sqrt(fanIn);
+  return tfl.layers.dense({
+    units, kernelInitializer: torchDefaultInit(seeds.take()),
+    biasInitializer: tfl.initializers.randomUniform({minval: -bound, maxval: bound, seed: seeds.take()}),
+  }).apply(x) as tfl.SymbolicTensor;
+}
