@@ -1,0 +1,232 @@
+/**
+ * `npm run bench`: ConvNorm against Conv+BN on this machine, layer by layer
+ * (CIFAR ResNet-18 shapes) and for whole training steps (ResNet-18, small CNN),
+ * with peak RSS and tensor counts; beside them the same measurements of PyTorch
+ * (Conv+BN and our port of the official ConvNorm) when /usr/bin/python3 has
+ * torch. Ratios are taken within this run. A benchmark, not a test.
+ */
+import {execFileSync} from 'node:child_process';
+import {mkdirSync, writeFileSync} from 'node:fs';
+import {dirname, join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {Command, Option} from 'commander';
+
+import {RESNET18_LAYERS} from '../src/cli/demo.js';
+import {BACKENDS, BackendName, useBackend} from '../src/engine/backend.js';
+import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
+import {resnet} from '../src/models/resnet.js';
+import {smallCnn} from '../src/models/small_cnn.js';
+import {formatTable} from '../src/report/table.js';
+import {TrainStep} from '../src/training/step.js';
+
+const NORMS: NormKind[] = ['bn', 'convnorm'];
+const NETWORKS = ['resnet18', 'small'] as const;
+type Network = (typeof NETWORKS)[number];
+
+interface Options {
+  backend?: BackendName;
+  batches: number[];
+  reps: number;
+  steps: number;
+  layers: boolean;
+  networks: Network[];
+  soak: number;
+  torch: boolean;
+  json: string;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+function timeMs(fn: () => void, reps: number): number {
+  fn();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const t0 = performance.now();
+    fn();
+    times.push(performance.now() - t0);
+  }
+  return median(times);
+}
+
+let peakRss = 0;
+const sampleRss = () => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss);
+};
+
+function benchLayers(opts: Options) {
+  const rows = [];
+  for (const spec of RESNET18_LAYERS) {
+    for (const batch of opts.batches) {
+      const row: Record<string, number | string> = {layer: spec.name, batch};
+      for (const norm of NORMS) {
+        const input = tfl.input({shape: [spec.size, spec.size, spec.inChannels]});
+        const output = convUnit(input, {filters: spec.filters, kernelSize: 3, strides: spec.strides, norm,
+                                        seeds: new SeedSequence(1)});
+        const model = tfl.model({inputs: input, outputs: output});
+        const x = tf.randomNormal([batch, spec.size, spec.size, spec.inChannels], 0, 1, 'float32', 1);
+        const vars = model.trainableWeights.map(w => w.read() as tf.Variable);
+        row[`${norm}Forward`] = timeMs(() => tf.tidy(() => {
+          (model.apply(x, {training: true}) as tf.Tensor).dataSync();
+        }), opts.reps);
+        row[`${norm}ForwardBackward`] = timeMs(() => tf.tidy(() => {
+          const {grads} = tf.variableGrads(() => tf.sum(model.apply(x, {training: true}) as tf.Tensor) as tf.Scalar, vars);
+          Object.values(grads).forEach(g => g.dataSync());
+        }), opts.reps);
+        sampleRss();
+        x.dispose();
+        model.dispose();
+      }
+      rows.push(row);
+      console.error(`  layer ${spec.name} batch ${batch}: ${JSON.stringify(row)}`);
+    }
+  }
+  return rows;
+}
+
+function buildNetwork(network: Network, norm: NormKind) {
+  return network === 'resnet18' ? resnet({depth: 18, norm, seed: 1}) : smallCnn({norm, seed: 1});
+}
+
+function benchNetworks(opts: Options) {
+  const rows = [];
+  for (const network of opts.networks) {
+    for (const batch of opts.batches) {
+      for (const norm of NORMS) {
+        const model = buildNetwork(network, norm);
+        const step = new TrainStep(model, {learningRate: 0.01});
+        const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 2);
+        const y = tf.oneHot(tf.tensor1d(Array.from({length: batch}, (_, i) => i % 10), 'int32'), 10);
+        const tensorCounts: number[] = [];
+        const stepMs = timeMs(() => {
+          step.run(x, y);
+          tensorCounts.push(tf.memory().numTensors);
+          sampleRss();
+        }, opts.steps);
+        rows.push({network, norm, batch, stepMs, imagesPerSecond: batch / stepMs * 1000,
+                   tensorsPerStep: tensorCounts, peakRssMB: peakRss / 2 ** 20});
+        console.error(`  ${network} ${norm} batch ${batch}: ${stepMs.toFixed(0)} ms/step`);
+        tf.dispose([x, y]);
+        step.dispose();
+        model.dispose();
+      }
+    }
+  }
+  return rows;
+}
+
+/** Small CNN with ConvNorm for `steps` steps: tensor count and RSS must not grow. */
+function soak(steps: number) {
+  const model = smallCnn({norm: 'convnorm', seed: 3});
+  const step = new TrainStep(model, {learningRate: 0.01});
+  const x = tf.randomNormal([32, 32, 32, 3], 0, 1, 'float32', 4);
+  const y = tf.oneHot(tf.tensor1d(Array.from({length: 32}, (_, i) => i % 10), 'int32'), 10);
+  const marks: Array<{step: number; tensors: number; rssMB: number}> = [];
+  for (let i = 1; i <= steps; i++) {
+    step.run(x, y);
+    if ([10, 100, steps / 2, steps].includes(i)) {
+      marks.push({step: i, tensors: tf.memory().numTensors, rssMB: process.memoryUsage().rss / 2 ** 20});
+    }
+  }
+  tf.dispose([x, y]);
+  step.dispose();
+  model.dispose();
+  return marks;
+}
+
+function runTorch(opts: Options) {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'torch_bench.py');
+  try {
+    execFileSync('/usr/bin/python3', ['-c', 'import torch'], {stdio: 'ignore'});
+  } catch {
+    console.error('PyTorch not found (/usr/bin/python3 -c "import torch" failed): skipping the PyTorch side.');
+    return undefined;
+  }
+  const config = {threads: 2, batches: opts.batches, reps: opts.reps, steps: opts.steps,
+                  layers: opts.layers ? RESNET18_LAYERS : [], networks: opts.networks};
+  console.error('PyTorch (2 threads)...');
+  return JSON.parse(execFileSync('/usr/bin/python3', [script, JSON.stringify(config)], {encoding: 'utf8',
+                                                                                       maxBuffer: 1 << 24}));
+}
+
+const f0 = (x: unknown) => (typeof x === 'number' ? x.toFixed(0) : '-');
+const f2 = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : '-');
+const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a / b : undefined);
+
+async function main(opts: Options) {
+  const backend = await useBackend(opts.backend);
+  console.error(`backend ${backend}; batches ${opts.batches}`);
+  const layers = opts.layers ? benchLayers(opts) : [];
+  const networks = benchNetworks(opts);
+  const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
+  const torch = opts.torch ? runTorch(opts) : undefined;
+  const result = {date: new Date().toISOString(), backend, options: opts, layers, networks, soak: soakMarks, torch};
+  mkdirSync(dirname(opts.json), {recursive: true});
+  writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
+  (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
+
+  const tl = (layer: string, batch: number) =>
+    torch?.layers.find((r: {layer: string; batch: number}) => r.layer === layer && r.batch === batch);
+  if (layers.length > 0) {
+    console.log(`\nPer layer, ms (tfjs ${backend} vs PyTorch ${torch?.torch ?? 'n/a'}, ${torch?.threads ?? '-'} threads)`);
+    console.log(formatTable(
+      ['layer', 'batch', 'ours Conv+BN f', 'f+b', 'ours ConvNorm f', 'f+b', 'ratio f+b', 'torch Conv+BN f+b',
+       'torch official f+b', 'torch ratio'],
+      layers.map(r => {
+        const t = tl(r.layer as string, r.batch as number);
+        return [r.layer as string, String(r.batch), f0(r.bnForward), f0(r.bnForwardBackward), f0(r.convnormForward),
+                f0(r.convnormForwardBackward), f2(ratio(r.convnormForwardBackward, r.bnForwardBackward)),
+                f0(t?.bnForwardBackward), f0(t?.convnormForwardBackward),
+                f2(ratio(t?.convnormForwardBackward, t?.bnForwardBackward))];
+      })));
+  }
+  const tn = (network: string, norm: string, batch: number) => torch?.networks.find(
+    (r: {network: string; norm: string; batch: number}) => r.network === network && r.norm === norm && r.batch === batch);
+  console.log('\nTraining step (forward, cross-entropy, backward, SGD momentum 0.9, weight decay 1e-4), images/s');
+  console.log(formatTable(
+    ['network', 'batch', 'norm', 'ours img/s', 'ours ms/step', 'tensors/step', 'torch img/s', 'ours / torch'],
+    networks.map(r => {
+      const t = tn(r.network, r.norm, r.batch);
+      const counts = [...new Set(r.tensorsPerStep)].join(',');
+      return [r.network, String(r.batch), r.norm, f2(r.imagesPerSecond), f0(r.stepMs), counts,
+              f2(t?.imagesPerSecond), f2(ratio(r.imagesPerSecond, t?.imagesPerSecond))];
+    })));
+  console.log('\nConvNorm(+BN) / Conv+BN step time, same engine:');
+  for (const network of opts.networks) {
+    for (const batch of opts.batches) {
+      const ours = ratio(networks.find(r => r.network === network && r.batch === batch && r.norm === 'convnorm')?.stepMs,
+                         networks.find(r => r.network === network && r.batch === batch && r.norm === 'bn')?.stepMs);
+      const theirs = ratio(tn(network, 'convnorm', batch)?.stepMs, tn(network, 'bn', batch)?.stepMs);
+      const vsOfficial = ratio(networks.find(r => r.network === network && r.batch === batch && r.norm === 'convnorm')
+        ?.imagesPerSecond, tn(network, 'convnorm', batch)?.imagesPerSecond);
+      console.log(`  ${network} batch ${batch}: ours ${f2(ours)}, PyTorch official ${f2(theirs)}; ` +
+                  `our ConvNorm images/s / official's: ${f2(vsOfficial)}`);
+    }
+  }
+  console.log(`Peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB.`);
+  if (soakMarks.length > 0) {
+    console.log('Soak (small CNN + ConvNorm, batch 32): ' +
+                soakMarks.map(m => `step ${m.step}: ${m.tensors} tensors, ${m.rssMB.toFixed(0)} MB RSS`).join('; '));
+  }
+  console.log(`Results: ${opts.json}`);
+}
+
+const list = (v: string) => v.split(',').map(s => s.trim()).filter(Boolean);
+const program = new Command('bench')
+  .description('ConvNorm vs Conv+BN speed on this machine (and PyTorch beside it when available)')
+  .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKENDS]))
+  .option('--batches <list>', 'batch sizes', (v: string) => list(v).map(Number), [32, 128])
+  .option('--reps <n>', 'timed repetitions per layer measurement (median)', Number, 3)
+  .option('--steps <n>', 'timed training steps per network (median)', Number, 3)
+  .option('--no-layers', 'skip the per-layer section')
+  .option('--networks <list>', `networks (${NETWORKS.join(', ')})`, (v: string) => list(v) as Network[], [...NETWORKS])
+  .option('--soak <n>', 'steps of the tensor-count/RSS soak (0 to skip)', Number, 1000)
+  .option('--no-torch', 'skip the PyTorch side')
+  .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+  .action(main);
+program.parseAsync().catch((e: Error) => {
+  console.error(`bench: ${e.message}`);
+  process.exit(1);
+});
