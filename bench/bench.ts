@@ -90,27 +90,60 @@ function buildNetwork(network: Network, norm: NormKind) {
   return network === 'resnet18' ? resnet({depth: 18, norm, seed: 1}) : smallCnn({norm, seed: 1});
 }
 
-function benchNetworks(opts: Options) {
-  const rows = [];
+interface NetworkResult {
+  network: Network;
+  norm: NormKind;
+  batch: number;
+  stepMs?: number;
+  imagesPerSecond?: number;
+  tensorsPerStep?: number[];
+  peakRssMB?: number;
+  error?: string;
+}
+
+/** One configuration, in this process: what a child runs for --run-network. */
+function benchNetwork(network: Network, norm: NormKind, batch: number, steps: number): NetworkResult {
+  const model = buildNetwork(network, norm);
+  const step = new TrainStep(model, {learningRate: 0.01});
+  const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 2);
+  const y = tf.oneHot(tf.tensor1d(Array.from({length: batch}, (_, i) => i % 10), 'int32'), 10);
+  const tensorsPerStep: number[] = [];
+  const stepMs = timeMs(() => {
+    step.run(x, y);
+    tensorsPerStep.push(tf.memory().numTensors);
+    sampleRss();
+  }, steps);
+  return {network, norm, batch, stepMs, imagesPerSecond: batch / stepMs * 1000, tensorsPerStep,
+          peakRssMB: peakRss / 2 ** 20};
+}
+
+/**
+ * Each configuration runs in a child process: a model that does not fit the
+ * wasm backend's 4 GB heap aborts the wasm module, and must not take the rest
+ * of the benchmark with it.
+ */
+function benchNetworks(opts: Options): NetworkResult[] {
+  const rows: NetworkResult[] = [];
   for (const network of opts.networks) {
     for (const batch of opts.batches) {
       for (const norm of NORMS) {
-        const model = buildNetwork(network, norm);
-        const step = new TrainStep(model, {learningRate: 0.01});
-        const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, 'float32', 2);
-        const y = tf.oneHot(tf.tensor1d(Array.from({length: batch}, (_, i) => i % 10), 'int32'), 10);
-        const tensorCounts: number[] = [];
-        const stepMs = timeMs(() => {
-          step.run(x, y);
-          tensorCounts.push(tf.memory().numTensors);
-          sampleRss();
-        }, opts.steps);
-        rows.push({network, norm, batch, stepMs, imagesPerSecond: batch / stepMs * 1000,
-                   tensorsPerStep: tensorCounts, peakRssMB: peakRss / 2 ** 20});
-        console.error(`  ${network} ${norm} batch ${batch}: ${stepMs.toFixed(0)} ms/step`);
-        tf.dispose([x, y]);
-        step.dispose();
-        model.dispose();
+        const args = [...process.execArgv, fileURLToPath(import.meta.url), '--run-network',
+                      `${network}:${norm}:${batch}`, '--steps', String(opts.steps)];
+        if (opts.backend !== undefined) args.push('--backend', opts.backend);
+        let row: NetworkResult;
+        try {
+          const out = execFileSync(process.execPath, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
+                                                            maxBuffer: 1 << 24});
+          row = JSON.parse(out.trim().split('\n').pop()!) as NetworkResult;
+          peakRss = Math.max(peakRss, (row.peakRssMB ?? 0) * 2 ** 20);
+        } catch (e) {
+          const stderr = String((e as {stderr?: string}).stderr ?? e);
+          const reason = /memory access out of bounds|Aborted\(\)|out of memory/i.test(stderr)
+            ? 'out of memory (wasm heap is limited to 4 GB)' : stderr.trim().split('\n').pop()!;
+          row = {network, norm, batch, error: reason};
+        }
+        rows.push(row);
+        console.error(`  ${network} ${norm} batch ${batch}: ${row.error ?? `${row.stepMs!.toFixed(0)} ms/step`}`);
       }
     }
   }
@@ -155,8 +188,13 @@ const f0 = (x: unknown) => (typeof x === 'number' ? x.toFixed(0) : '-');
 const f2 = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : '-');
 const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a / b : undefined);
 
-async function main(opts: Options) {
+async function main(opts: Options & {runNetwork?: string}) {
   const backend = await useBackend(opts.backend);
+  if (opts.runNetwork !== undefined) {
+    const [network, norm, batch] = opts.runNetwork.split(':');
+    console.log(JSON.stringify(benchNetwork(network as Network, norm as NormKind, Number(batch), opts.steps)));
+    return;
+  }
   console.error(`backend ${backend}; batches ${opts.batches}`);
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
@@ -189,6 +227,9 @@ async function main(opts: Options) {
     ['network', 'batch', 'norm', 'ours img/s', 'ours ms/step', 'tensors/step', 'torch img/s', 'ours / torch'],
     networks.map(r => {
       const t = tn(r.network, r.norm, r.batch);
+      if (r.error !== undefined) {
+        return [r.network, String(r.batch), r.norm, r.error, '-', '-', f2(t?.imagesPerSecond), '-'];
+      }
       const counts = [...new Set(r.tensorsPerStep)].join(',');
       return [r.network, String(r.batch), r.norm, f2(r.imagesPerSecond), f0(r.stepMs), counts,
               f2(t?.imagesPerSecond), f2(ratio(r.imagesPerSecond, t?.imagesPerSecond))];
@@ -224,6 +265,7 @@ const program = new Command('bench')
   .option('--networks <list>', `networks (${NETWORKS.join(', ')})`, (v: string) => list(v) as Network[], [...NETWORKS])
   .option('--soak <n>', 'steps of the tensor-count/RSS soak (0 to skip)', Number, 1000)
   .option('--no-torch', 'skip the PyTorch side')
+  .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);
 program.parseAsync().catch((e: Error) => {

@@ -168,16 +168,17 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
                               dy => inputSpectrumAdjoint(dy, p));
   const fromSpectrum = linearOp(z => outputFromSpectrum(z, p),
                                 dy => tf.reshape(outputAdjoint(dy as tf.Tensor4D, p), [2, p.freqs, p.n, p.cout]));
-  // The product keeps only its inputs (the input spectrum and the taps); K is recomputed for the gradient.
+  // The product keeps only its inputs (the input spectrum, the taps, V); K is recomputed for the gradient.
+  // V is an input only so that it is saved: tfjs disposes anything else the forward pass made.
   const product = tf.customGrad((...args) => {
-    const [xSpec, taps] = args as [tf.Tensor, tf.Tensor2D];
-    (args[2] as tf.GradSaveFunc)([xSpec, taps]);
+    const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
+    (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
     return {
       value: complexMatMul(split(xSpec, [p.freqs, p.n, p.cin]), kernelSpectrum(taps, v, p), false, false),
       // tfjs runs a custom gradient outside any tidy: without one, every layer's backward
       // intermediates would live until the whole backward pass ends.
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-        const [savedSpec, savedTaps] = saved as [tf.Tensor, tf.Tensor2D];
+        const [savedSpec, savedTaps, v] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor];
         const dz = split(dy, [p.freqs, p.n, p.cout]);
         const dSpec = complexMatMul(dz, kernelSpectrum(savedTaps, v, p), false, true);
         // dK = X^H dZ, then through K = V . (basis taps).
@@ -187,10 +188,10 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
         const dIm = tf.reshape(tf.mul(dk.im, v), [p.freqs, p.cin * p.cout]);
         const dTaps = tf.add(tf.matMul(tf.tensor2d(p.basisCos, [p.freqs, p.taps]), dRe, true, false),
                              tf.matMul(tf.tensor2d(p.basisSin, [p.freqs, p.taps]), dIm, true, false));
-        return [dSpec, dTaps];
+        return [dSpec, dTaps, tf.zerosLike(v)];
       }),
     };
   });
   const taps = tf.reshape(kernel, [p.taps, p.cin * p.cout]);
-  return fromSpectrum(product(toSpectrum(x), taps)) as tf.Tensor4D;
+  return fromSpectrum(product(toSpectrum(x), taps, v)) as tf.Tensor4D;
 }
