@@ -12,6 +12,21 @@ import * as tf from '@tensorflow/tfjs-core';
 
 type Info = tf.TensorInfo;
 type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+type Shape4 = [number, number, number, number];
+
+/** The attributes of tfjs's conv gradient kernels (each has the shape of the tensor it produces). */
+interface ConvGradAttrs {
+  strides: number | [number, number];
+  pad: Pad;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dilations?: number | [number, number];
+  inputShape: Shape4;
+  filterShape: Shape4;
+}
+
+function convGradAttrs(attrs: tf.NamedAttrMap | undefined): ConvGradAttrs {
+  return attrs as unknown as ConvGradAttrs;
+}
 
 /** Kernel inputs are usually the op's Tensors already; bare TensorInfos are wrapped (and freed by the tidy). */
 function input4d(inputs: tf.NamedTensorInfoMap, name: string): tf.Tensor4D {
@@ -60,9 +75,7 @@ function inputGradient(dy: tf.Tensor4D, flippedFilter: tf.Tensor4D, inputShape: 
 }
 
 function conv2DBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
-  const {strides, pad, dimRoundingMode, inputShape} =
-    attrs as unknown as {strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'floor' | 'round' | 'ceil';
-                         inputShape: [number, number, number, number]};
+  const {strides, pad, dimRoundingMode, inputShape} = convGradAttrs(attrs);
   return tf.tidy(() => {
     const dy = input4d(inputs, 'dy');
     const filter = input4d(inputs, 'filter');
@@ -74,9 +87,7 @@ function conv2DBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; at
 }
 
 function conv2DBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
-  const {strides, pad, dimRoundingMode, filterShape} =
-    attrs as unknown as {strides: number | [number, number]; pad: Pad; dimRoundingMode?: 'floor' | 'round' | 'ceil';
-                         filterShape: [number, number, number, number]};
+  const {strides, pad, dimRoundingMode, filterShape} = convGradAttrs(attrs);
   return tf.tidy(() => {
     const x = input4d(inputs, 'x');
     const dy = input4d(inputs, 'dy');
@@ -92,20 +103,14 @@ function conv2DBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; a
   });
 }
 
-function depthwiseAttrs(attrs: tf.NamedAttrMap | undefined) {
-  return attrs as unknown as {strides: number | [number, number]; dilations: number | [number, number]; pad: Pad;
-                              dimRoundingMode?: 'floor' | 'round' | 'ceil'};
-}
-
-function checkNoDilation(dilations: number | [number, number], kernel: string): void {
-  if (!tf.backend_util.tupleValuesAreOne(dilations)) {
+function checkNoDilation(dilations: number | [number, number] | undefined, kernel: string): void {
+  if (dilations !== undefined && !tf.backend_util.tupleValuesAreOne(dilations)) {
     throw new Error(`${kernel} with dilations > 1 is not supported on wasm (tfjs's gradients do not use it)`);
   }
 }
 
 function depthwiseBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
-  const {strides, dilations, pad, dimRoundingMode} = depthwiseAttrs(attrs);
-  const {inputShape} = attrs as unknown as {inputShape: [number, number, number, number]};
+  const {strides, dilations, pad, dimRoundingMode, inputShape} = convGradAttrs(attrs);
   checkNoDilation(dilations, 'DepthwiseConv2dNativeBackpropInput');
   return tf.tidy(() => {
     const dy = input4d(inputs, 'dy');
@@ -123,8 +128,7 @@ function depthwiseBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap;
 }
 
 function depthwiseBackpropFilter({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
-  const {strides, dilations, pad, dimRoundingMode} = depthwiseAttrs(attrs);
-  const {filterShape} = attrs as unknown as {filterShape: [number, number, number, number]};
+  const {strides, dilations, pad, dimRoundingMode, filterShape} = convGradAttrs(attrs);
   checkNoDilation(dilations, 'DepthwiseConv2dNativeBackpropFilter');
   return tf.tidy(() => {
     const x = input4d(inputs, 'x');
