@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {forwardComplexBlock, forwardRealStacked, halfSpectrumSize, inverseHalfComplexBlock, inverseRealPart,
-        RealMatrix} from '../engine/dft.js';
+        RealMatrix, tapBasis} from '../engine/dft.js';
 import {ConvNormGeometry} from './geometry.js';
 
 /**
@@ -52,8 +52,7 @@ class Plan {
   /** Real part of the inverse along the height at the kept rows: [Ho, 2 Mh]. */
   readonly backH: RealMatrix;
   /** Tap-to-frequency basis [F, kh kw], frequencies ordered (fw, fh). */
-  readonly basisCos: Float32Array;
-  readonly basisSin: Float32Array;
+  readonly basis: {cos: RealMatrix; sin: RealMatrix};
 
   constructor(x: tf.Tensor4D, kernel: tf.Tensor4D, g: ConvNormGeometry) {
     [this.n, this.h, this.w, this.cin] = x.shape;
@@ -68,20 +67,7 @@ class Plan {
     this.alongW = forwardComplexBlock(this.mw, this.w, this.fw);
     this.backW = inverseHalfComplexBlock(this.mw, keptPositions(this.wo, g.strides[1], g.padding[1], this.mw));
     this.backH = inverseRealPart(this.mh, keptPositions(this.ho, g.strides[0], g.padding[0], this.mh));
-    this.basisCos = new Float32Array(this.freqs * this.taps);
-    this.basisSin = new Float32Array(this.freqs * this.taps);
-    for (let v = 0; v < this.fw; v++) {
-      for (let u = 0; u < this.mh; u++) {
-        for (let a = 0; a < kh; a++) {
-          for (let b = 0; b < kw; b++) {
-            const t = 2 * Math.PI * (((a * u) % this.mh) / this.mh + ((b * v) % this.mw) / this.mw);
-            const i = (v * this.mh + u) * this.taps + a * kw + b;
-            this.basisCos[i] = Math.cos(t);
-            this.basisSin[i] = Math.sin(t);
-          }
-        }
-      }
-    }
+    this.basis = tapBasis(kh, kw, this.mh, this.mw);
   }
 }
 
@@ -132,9 +118,9 @@ function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
 /** conj(DFT(kernel zero-padded)) . V from the taps: [F, C_in, C_out] each part. */
 function kernelSpectrum(taps: tf.Tensor2D, v: tf.Tensor, p: Plan): Complex {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
-  const part = (basis: Float32Array) => tf.mul(
-    tf.reshape(tf.matMul(tf.tensor2d(basis, [p.freqs, p.taps]), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D;
-  return {re: part(p.basisCos), im: part(p.basisSin)};
+  const part = (basis: RealMatrix) =>
+    tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D;
+  return {re: part(p.basis.cos), im: part(p.basis.sin)};
 }
 
 /**
@@ -186,8 +172,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
                          [p.freqs, p.cin, p.cout]);
         const dRe = tf.reshape(tf.mul(dk.re, v), [p.freqs, p.cin * p.cout]);
         const dIm = tf.reshape(tf.mul(dk.im, v), [p.freqs, p.cin * p.cout]);
-        const dTaps = tf.add(tf.matMul(tf.tensor2d(p.basisCos, [p.freqs, p.taps]), dRe, true, false),
-                             tf.matMul(tf.tensor2d(p.basisSin, [p.freqs, p.taps]), dIm, true, false));
+        const dTaps = tf.add(tf.matMul(matrix(p.basis.cos, true), dRe), tf.matMul(matrix(p.basis.sin, true), dIm));
         return [dSpec, dTaps, tf.zerosLike(v)];
       }),
     };

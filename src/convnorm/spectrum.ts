@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-import {halfSpectrumSize} from '../engine/dft.js';
+import {halfSpectrumSize, RealMatrix, tapBasis} from '../engine/dft.js';
 import {fail, isPointwise} from './geometry.js';
 
 /**
@@ -12,49 +12,19 @@ import {fail, isPointwise} from './geometry.js';
  */
 export const DEFAULT_SPECTRUM_EPSILON = 1e-12;
 
-/**
- * Tap-to-frequency basis for a kh x kw kernel on an Mh x Mw grid, [kh*kw, Mh*Fw]:
- * FFT(kernel zero-padded to Mh x Mw)(f) = sum_taps w * (cos - i sin)(angle).
- * Evaluating the 9 taps of a 3x3 kernel directly replaces the reference's FFT
- * of an Mh x Mw, mostly-zero array per (output, input) channel pair.
- */
-function tapBasis(kernelSize: readonly number[], size: readonly [number, number]) {
-  const [kh, kw] = kernelSize;
-  const [mh, mw] = size;
-  const fw = halfSpectrumSize(mw);
-  const cos = new Float32Array(kh * kw * mh * fw);
-  const sin = new Float32Array(kh * kw * mh * fw);
-  for (let a = 0; a < kh; a++) {
-    for (let b = 0; b < kw; b++) {
-      const row = (a * kw + b) * mh * fw;
-      for (let u = 0; u < mh; u++) {
-        for (let v = 0; v < fw; v++) {
-          // Whole turns removed in integers keep the angle accurate for any size.
-          const t = 2 * Math.PI * (((a * u) % mh) / mh + ((b * v) % mw) / mw);
-          cos[row + u * fw + v] = Math.cos(t);
-          sin[row + u * fw + v] = Math.sin(t);
-        }
-      }
-    }
-  }
-  return {
-    cos: tf.tensor2d(cos, [kh * kw, mh * fw]),
-    sin: tf.tensor2d(sin, [kh * kw, mh * fw]),
-  };
-}
-
 function computeSpectrum(kernel: tf.Tensor4D, size: readonly [number, number], epsilon: number): tf.Tensor {
   const [kh, kw, cin, cout] = kernel.shape;
   if (isPointwise([kh, kw])) {
     return tf.rsqrt(tf.add(tf.sum(tf.square(tf.reshape(kernel, [cin, cout])), 0), epsilon));
   }
-  const basis = tapBasis([kh, kw], size);
-  // [C_in*C_out, kh*kw]: one row of taps per (input, output) channel pair.
-  const taps = tf.transpose(tf.reshape(kernel, [kh * kw, cin * cout]));
-  const re = tf.matMul(taps, basis.cos);
-  const im = tf.matMul(taps, basis.sin);
-  const power = tf.sum(tf.reshape(tf.add(tf.square(re), tf.square(im)), [cin, cout, -1]), 0);
-  return tf.reshape(tf.rsqrt(tf.add(power, epsilon)), [cout, size[0], halfSpectrumSize(size[1])]);
+  const [mh, mw] = size;
+  const basis = tapBasis(kh, kw, mh, mw);
+  const taps = tf.reshape(kernel, [kh * kw, cin * cout]);
+  const part = (m: RealMatrix) => tf.matMul(tf.tensor2d(m.values, [m.rows, m.cols]), taps);
+  // [F, C_in, C_out] -> sum over C_in -> [Fw, Mh, C_out] -> [C_out, Mh, Fw].
+  const power = tf.sum(tf.reshape(tf.add(tf.square(part(basis.cos)), tf.square(part(basis.sin))), [-1, cin, cout]), 1);
+  const v = tf.rsqrt(tf.add(power, epsilon));
+  return tf.transpose(tf.reshape(v, [halfSpectrumSize(mw), mh, cout]), [2, 1, 0]);
 }
 
 /**

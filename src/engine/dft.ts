@@ -164,3 +164,25 @@ function buildReal(key: string, rows: number, cols: number, entry: (r: number, c
   }
   return m;
 }
+
+/**
+ * Tap-to-frequency basis of a kh x kw kernel on an Mh x Mw grid, [F, kh*kw]
+ * with F = Fw * Mh frequencies ordered (fw, fh) and taps (a, b) row-major:
+ * FFT2(kernel zero-padded to the grid)(f) = sum over taps of w * (cos - i sin).
+ * Evaluating the 9 taps of a 3x3 kernel directly replaces an FFT of a mostly
+ * zero Mh x Mw array per (output, input) channel pair.
+ */
+export function tapBasis(kh: number, kw: number, mh: number, mw: number): {cos: RealMatrix; sin: RealMatrix} {
+  const fw = halfSpectrumSize(mw);
+  const taps = kh * kw;
+  const phase = (r: number, c: number) => {
+    const [v, u] = [Math.floor(r / mh), r % mh];
+    const [a, b] = [Math.floor(c / kw), c % kw];
+    // Whole turns removed in integers keep the angle accurate for any size.
+    return 2 * Math.PI * (((a * u) % mh) / mh + ((b * v) % mw) / mw);
+  };
+  return {
+    cos: buildReal(`tc${kh}/${kw}/${mh}/${mw}`, fw * mh, taps, (r, c) => Math.cos(phase(r, c))),
+    sin: buildReal(`ts${kh}/${kw}/${mh}/${mw}`, fw * mh, taps, (r, c) => Math.sin(phase(r, c))),
+  };
+}
