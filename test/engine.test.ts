@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
+import os from 'node:os';
 import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -21,5 +23,30 @@ describe('useBackend', () => {
     assert.equal(tf.getBackend(), 'cpu');
     await assert.rejects(useBackend('webgpu' as never), /unknown backend 'webgpu'/);
     await assert.rejects(useBackend('tensorflow'), /tfjs-node is not installed/);
+  });
+});
+
+/** Starts the wasm backend in a fresh process (it picks its threads once per process). */
+function startInChild(env: Record<string, string>): {backend: string; threads: number; sum: number} {
+  const script = new URL('./helpers/start_wasm.ts', import.meta.url).pathname;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script],
+                           {env: {...process.env, ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']});
+  return JSON.parse(out.trim().split('\n').pop()!);
+}
+
+describe('multi-threaded wasm', () => {
+  it('starts with one thread per core (at most 4), and falls back to one thread when it cannot', () => {
+    const threaded = startInChild({});
+    assert.equal(threaded.backend, 'wasm');
+    assert.equal(threaded.threads, Math.min(4, os.cpus().length));
+    const noSharedMemory = startInChild({NO_SHARED_MEMORY: '1'});
+    assert.deepEqual({...noSharedMemory, sum: undefined}, {backend: 'wasm', threads: 1, sum: undefined});
+    const noSharedArrayBuffer = startInChild({REMOVE_GLOBAL: 'SharedArrayBuffer'});
+    assert.equal(noSharedArrayBuffer.threads, 1);
+    assert.equal(startInChild({CONVNORM_WASM_THREADS: '1'}).threads, 1);
+    // The same convolution whatever the threading (XNNPACK splits work, not sums).
+    for (const other of [noSharedMemory, noSharedArrayBuffer]) {
+      assert.ok(Math.abs(other.sum - threaded.sum) <= 1e-4 * Math.abs(threaded.sum), `${other.sum} vs ${threaded.sum}`);
+    }
   });
 });

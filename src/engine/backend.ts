@@ -10,7 +10,10 @@ import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
 
+import os from 'node:os';
+
 import {registerWasmTrainingKernels} from './wasm_kernels.js';
+import {startWasm} from './wasm_threads.js';
 
 export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -26,11 +29,33 @@ async function loadNodeBackend(): Promise<boolean> {
   }
 }
 
+export interface UseBackendOptions {
+  /**
+   * Threads of the wasm backend (it picks its count once, when it first
+   * starts). Default: the CONVNORM_WASM_THREADS environment variable, else the
+   * number of CPU cores, at most 4. 1 runs the single-threaded build.
+   */
+  wasmThreads?: number;
+}
+
+let wasmThreads: number | undefined;
+
+/** Threads the wasm backend runs (undefined until it has started). */
+export function wasmThreadCount(): number | undefined {
+  return wasmThreads;
+}
+
+function defaultWasmThreads(): number {
+  const fromEnv = Number(process.env.CONVNORM_WASM_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
+  return Math.max(1, Math.min(4, os.cpus().length));
+}
+
 /**
  * Switches tfjs to the named backend, or to the fastest available, and returns
  * its name. Throws, naming the backends tried, when none can start.
  */
-export async function useBackend(name?: BackendName): Promise<BackendName> {
+export async function useBackend(name?: BackendName, options: UseBackendOptions = {}): Promise<BackendName> {
   if (name !== undefined && !BACKENDS.includes(name)) {
     throw new Error(`unknown backend '${name}'; choose one of ${BACKENDS.join(', ')}`);
   }
@@ -43,7 +68,17 @@ export async function useBackend(name?: BackendName): Promise<BackendName> {
       failed.push('tensorflow (@tensorflow/tfjs-node is not installed)');
       continue;
     }
-    if (candidate === 'wasm') registerWasmTrainingKernels();
+    if (candidate === 'wasm') {
+      registerWasmTrainingKernels();
+      if (wasmThreads === undefined) {
+        try {
+          wasmThreads = await startWasm(options.wasmThreads ?? defaultWasmThreads());
+        } catch {
+          failed.push('wasm');
+          continue;
+        }
+      }
+    }
     if (await tf.setBackend(candidate)) {
       await tf.ready();
       return candidate;
