@@ -15,7 +15,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {Command, Option} from 'commander';
 
 import {RESNET18_LAYERS} from '../src/cli/demo.js';
-import {BACKENDS, BackendName, useBackend} from '../src/engine/backend.js';
+import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
@@ -34,6 +34,7 @@ interface Options {
   layers: boolean;
   networks: Network[];
   soak: number;
+  networkTimeout: number;
   torch: boolean;
   json: string;
 }
@@ -133,13 +134,16 @@ function benchNetworks(opts: Options): NetworkResult[] {
         let row: NetworkResult;
         try {
           const out = execFileSync(process.execPath, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
-                                                            maxBuffer: 1 << 24});
+                                                            maxBuffer: 1 << 24, timeout: opts.networkTimeout * 1000});
           row = JSON.parse(out.trim().split('\n').pop()!) as NetworkResult;
           peakRss = Math.max(peakRss, (row.peakRssMB ?? 0) * 2 ** 20);
         } catch (e) {
           const stderr = String((e as {stderr?: string}).stderr ?? e);
-          const reason = /memory access out of bounds|Aborted\(\)|out of memory/i.test(stderr)
-            ? 'out of memory (wasm heap is limited to 4 GB)' : stderr.trim().split('\n').pop()!;
+          // Threaded wasm tends to spin rather than abort when its 4 GB heap is exhausted.
+          const reason = (e as {signal?: string}).signal === 'SIGTERM'
+            ? `no result in ${opts.networkTimeout} s (threaded wasm spins when out of memory)`
+            : /memory access out of bounds|Aborted\(\)|out of memory|status 6/i.test(stderr)
+              ? 'out of memory (wasm heap is limited to 4 GB)' : stderr.trim().split('\n').pop()!;
           row = {network, norm, batch, error: reason};
         }
         rows.push(row);
@@ -190,17 +194,18 @@ const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b ===
 
 async function main(opts: Options & {runNetwork?: string}) {
   const backend = await useBackend(opts.backend);
+  const threads = backend === 'wasm' ? wasmThreadCount() : undefined;
   if (opts.runNetwork !== undefined) {
     const [network, norm, batch] = opts.runNetwork.split(':');
     console.log(JSON.stringify(benchNetwork(network as Network, norm as NormKind, Number(batch), opts.steps)));
     return;
   }
-  console.error(`backend ${backend}; batches ${opts.batches}`);
+  console.error(`backend ${backend}${threads === undefined ? '' : ` (${threads} threads)`}; batches ${opts.batches}`);
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
   const torch = opts.torch ? runTorch(opts) : undefined;
-  const result = {date: new Date().toISOString(), backend, options: opts, layers, networks, soak: soakMarks, torch};
+  const result = {date: new Date().toISOString(), backend, wasmThreads: threads, options: opts, layers, networks, soak: soakMarks, torch};
   mkdirSync(dirname(opts.json), {recursive: true});
   writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
   (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
@@ -208,7 +213,7 @@ async function main(opts: Options & {runNetwork?: string}) {
   const tl = (layer: string, batch: number) =>
     torch?.layers.find((r: {layer: string; batch: number}) => r.layer === layer && r.batch === batch);
   if (layers.length > 0) {
-    console.log(`\nPer layer, ms (tfjs ${backend} vs PyTorch ${torch?.torch ?? 'n/a'}, ${torch?.threads ?? '-'} threads)`);
+    console.log(`\nPer layer, ms (tfjs ${backend}${threads === undefined ? '' : ` ${threads} threads`} vs PyTorch ${torch?.torch ?? 'n/a'}, ${torch?.threads ?? '-'} threads)`);
     console.log(formatTable(
       ['layer', 'batch', 'ours Conv+BN f', 'f+b', 'ours ConvNorm f', 'f+b', 'ratio f+b', 'torch Conv+BN f+b',
        'torch official f+b', 'torch ratio'],
@@ -264,6 +269,7 @@ const program = new Command('bench')
   .option('--no-layers', 'skip the per-layer section')
   .option('--networks <list>', `networks (${NETWORKS.join(', ')})`, (v: string) => list(v) as Network[], [...NETWORKS])
   .option('--soak <n>', 'steps of the tensor-count/RSS soak (0 to skip)', Number, 1000)
+  .option('--network-timeout <s>', 'seconds allowed for one network configuration', Number, 600)
   .option('--no-torch', 'skip the PyTorch side')
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
