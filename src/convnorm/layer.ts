@@ -3,9 +3,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
-import {applyBatchNorm} from '../layers/batch_norm.js';
+import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../layers/batch_norm.js';
 import {convNormGeometry, fail, pair, PaddingArg, resolvePadding, spectrumShape} from './geometry.js';
-import {checkConvNormInputs, convNorm, ConvNormMethod} from './op.js';
+import {checkConvNormInputs, checkMethod, convNorm, ConvNormMethod} from './op.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
         serializeObject} from './serialization.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
@@ -93,10 +93,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
   private kernel?: tfl.LayerVariable;
   private affineKernel?: tfl.LayerVariable;
   private affineBias?: tfl.LayerVariable;
-  private gamma?: tfl.LayerVariable;
-  private beta?: tfl.LayerVariable;
-  private movingMean?: tfl.LayerVariable;
-  private movingVariance?: tfl.LayerVariable;
+  private batchNormState?: BatchNormState;
   private runningV?: tfl.LayerVariable;
   private step?: tfl.LayerVariable;
   private inputSize?: [number, number];
@@ -126,10 +123,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
       fail(`epsilon must be a finite number >= 0, got ${this.epsilon}`);
     }
     this.seed = args.seed;
-    this.method = args.method ?? 'auto';
-    if (!['auto', 'spatial', 'fourier'].includes(this.method)) {
-      fail(`method must be 'auto', 'spatial' or 'fourier', got ${JSON.stringify(this.method)}`);
-    }
+    this.method = checkMethod(args.method);
     this.kernelInitializer = deserializeObject(args.kernelInitializer, 'initializer', this.seed) ??
       tfl.initializers.varianceScaling({scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed: this.seed});
     this.kernelRegularizer = deserializeObject(args.kernelRegularizer, 'regularizer');
@@ -158,15 +152,16 @@ export class ConvNorm2D extends tfl.layers.Layer {
       const bound = 1 / Math.sqrt(kh * kw);
       this.affineKernel = this.addWeight('affine_kernel', [kh, kw, c, 1], 'float32', uniform(bound, 1));
       this.affineBias = this.addWeight('affine_bias', [c], 'float32', uniform(bound, 2));
-      if (this.batchNorm) {
-        this.gamma = this.addWeight('gamma', [c], 'float32', tfl.initializers.ones());
-        this.beta = this.addWeight('beta', [c], 'float32', tfl.initializers.zeros());
-      }
     }
     if (this.batchNorm) {
-      this.movingMean = this.addWeight('moving_mean', [c], 'float32', tfl.initializers.zeros(), undefined, false);
-      this.movingVariance = this.addWeight('moving_variance', [c], 'float32', tfl.initializers.ones(),
-                                           undefined, false);
+      // Added in the order the weights are listed: gamma, beta (trainable) before the statistics.
+      const gamma = this.affine ? this.addWeight('gamma', [c], 'float32', tfl.initializers.ones()) : undefined;
+      const beta = this.affine ? this.addWeight('beta', [c], 'float32', tfl.initializers.zeros()) : undefined;
+      this.batchNormState = {
+        gamma, beta,
+        movingMean: this.addWeight('moving_mean', [c], 'float32', tfl.initializers.zeros(), undefined, false),
+        movingVariance: this.addWeight('moving_variance', [c], 'float32', tfl.initializers.ones(), undefined, false),
+      };
     }
     this.runningV = this.addWeight('running_v', spectrumShape(this.kernelSize, c, g.fourierSize), 'float32',
                                    tfl.initializers.zeros(), undefined, false);
@@ -195,10 +190,8 @@ export class ConvNorm2D extends tfl.layers.Layer {
            'its running V is tied to the input size');
     }
     const [ho, wo] = g.outputSize;
-    // applyBatchNorm checks this too, but only after the running V has been updated.
-    if (training && this.batchNorm && x.shape[0] * ho * wo < 2) {
-      fail(`BatchNorm needs more than one value per channel in training, got input [${x.shape}]`);
-    }
+    // Checked before the running V is updated (applyBatchNorm checks it again, too late for that).
+    if (training && this.batchNorm) checkBatchStatistics(x.shape[0] * ho * wo, x.shape);
     return tf.tidy(() => {
       let spectrum: tf.Tensor;
       if (training) {
@@ -210,10 +203,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
       let y = convNorm(x, kernel, {strides: this.strides, padding: this.paddingPerSide, spectrum,
                                    method: this.method});
       if (this.affine) y = this.applyAffine(y);
-      if (this.batchNorm) {
-        y = applyBatchNorm(y, {movingMean: this.movingMean!, movingVariance: this.movingVariance!, gamma: this.gamma,
-                               beta: this.beta}, training);
-      }
+      if (this.batchNormState !== undefined) y = applyBatchNorm(y, this.batchNormState, training);
       return y;
     });
   }

@@ -29,7 +29,14 @@ export interface ConvNormOpArgs {
   method?: ConvNormMethod;
 }
 
-export type ConvNormMethod = 'auto' | 'spatial' | 'fourier';
+export const CONVNORM_METHODS = ['auto', 'spatial', 'fourier'] as const;
+export type ConvNormMethod = (typeof CONVNORM_METHODS)[number];
+
+export function checkMethod(method: ConvNormMethod | undefined): ConvNormMethod {
+  const m = method ?? 'auto';
+  if (!CONVNORM_METHODS.includes(m)) fail(`method must be 'auto', 'spatial' or 'fourier', got ${JSON.stringify(m)}`);
+  return m;
+}
 
 function constant(m: DftMatrix, part: 'cos' | 'sin', scale = 1): tf.Tensor2D {
   const t = tf.tensor2d(m[part], [m.rows, m.cols]);
@@ -109,9 +116,7 @@ export function checkConvNormInputs(x: tf.Tensor, kernel: tf.Tensor,
  */
 export function convNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, args: ConvNormOpArgs = {}): tf.Tensor4D {
   const g = checkConvNormInputs(x, kernel, args);
-  if (args.method !== undefined && !['auto', 'spatial', 'fourier'].includes(args.method)) {
-    fail(`method must be 'auto', 'spatial' or 'fourier', got ${JSON.stringify(args.method)}`);
-  }
+  const method = checkMethod(args.method);
   const cout = kernel.shape[3];
   const expected = spectrumShape(g.kernelSize, cout, g.fourierSize);
   if (args.spectrum !== undefined && !tf.util.arraysEqual(args.spectrum.shape, expected)) {
@@ -123,7 +128,6 @@ export function convNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, args: ConvNormOpAr
       // A 1x1 kernel's V is one scalar per output channel; no crop (p must be 0).
       return tf.mul(tf.conv2d(x, kernel, g.strides, 'valid'), tf.reshape(spectrum, [1, 1, 1, cout]));
     }
-    const method = args.method ?? 'auto';
     if (method === 'fourier' || method === 'auto') return fourierConvNorm(x, kernel, spectrum, g);
     const [kh, kw] = g.kernelSize;
     const full = tf.conv2d(x, kernel, 1, [[0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1], [0, 0]]);

@@ -17,6 +17,13 @@ export interface BatchNormState {
   beta?: tfl.LayerVariable;
 }
 
+/** Batch statistics need at least two values per channel (PyTorch refuses one, too). */
+export function checkBatchStatistics(valuesPerChannel: number, shape: readonly number[]): void {
+  if (valuesPerChannel < 2) {
+    fail(`BatchNorm needs more than one value per channel in training, got input [${shape}]`);
+  }
+}
+
 /**
  * (y - mean) / sqrt(variance + eps) * gamma + beta with the batch statistics
  * differentiated in closed form. Autodiff of the same expression keeps four
@@ -64,7 +71,7 @@ export function applyBatchNorm(y: tf.Tensor4D, state: BatchNormState, training: 
     return tf.add(tf.mul(tf.sub(y, state.movingMean.read()), scale), beta) as tf.Tensor4D;
   }
   const count = y.size / c;
-  if (count < 2) fail(`BatchNorm needs more than one value per channel in training, got input [${y.shape}]`);
+  checkBatchStatistics(count, y.shape);
   const {mean, variance} = tf.moments(y, [0, 1, 2]);
   const unbiased = tf.mul(variance, count / (count - 1));
   state.movingMean.write(tf.add(tf.mul(1 - BN_MOMENTUM, state.movingMean.read()), tf.mul(BN_MOMENTUM, mean)));
