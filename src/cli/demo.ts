@@ -6,11 +6,11 @@
  * (H+k-1) x (W+k-1) grid the layer preconditions on).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 
 import {channelGains, convSpectralNorm, KernelValues, RowScale,
         spectrumRowScale} from '../analysis/singular_values.js';
 import {convNorm2d} from '../convnorm/layer.js';
+import {torchDefaultInit} from '../layers/initializers.js';
 import {formatTable} from '../report/table.js';
 
 export interface DemoLayer {
@@ -58,8 +58,7 @@ function metrics(kernel: KernelValues, grid: [number, number], scale?: RowScale)
  */
 export function runDemoLayer(spec: DemoLayer, seed: number, weightScale = 1): DemoRow {
   // The reference's default initializer (bound 1/sqrt(fan_in)) times weightScale.
-  const kernelInitializer = tfl.initializers.varianceScaling(
-    {scale: weightScale ** 2 / 3, mode: 'fanIn', distribution: 'uniform', seed});
+  const kernelInitializer = torchDefaultInit(seed, weightScale);
   const layer = convNorm2d({filters: spec.filters, kernelSize: 3, strides: spec.strides, padding: 1,
                             kernelInitializer, seed});
   const [kernel, runningV] = tf.tidy(() => {

@@ -4,6 +4,7 @@ import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
 import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../layers/batch_norm.js';
+import {torchDefaultInit} from '../layers/initializers.js';
 import {convNormGeometry, fail, pair, PaddingArg, resolvePadding, spectrumShape} from './geometry.js';
 import {checkConvNormInputs, checkMethod, convNorm, ConvNormMethod} from './op.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
@@ -125,7 +126,7 @@ export class ConvNorm2D extends tfl.layers.Layer {
     this.seed = args.seed;
     this.method = checkMethod(args.method);
     this.kernelInitializer = deserializeObject(args.kernelInitializer, 'initializer', this.seed) ??
-      tfl.initializers.varianceScaling({scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed: this.seed});
+      torchDefaultInit(this.seed);
     this.kernelRegularizer = deserializeObject(args.kernelRegularizer, 'regularizer');
     this.kernelConstraint = deserializeObject(args.kernelConstraint, 'constraint');
     this.supportsMasking = false;

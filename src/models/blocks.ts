@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {convNorm2d} from '../convnorm/layer.js';
 import {fail} from '../convnorm/geometry.js';
 import {BatchNorm2D} from '../layers/batch_norm.js';
+import {torchDefaultInit} from '../layers/initializers.js';
 
 /**
  * - bn: conv, then BatchNorm (PyTorch semantics)
@@ -33,11 +34,6 @@ export class SeedSequence {
   take(): number {
     return this.next++;
   }
-}
-
-/** PyTorch's default Conv2d/Linear initialization: uniform with bound 1/sqrt(fan_in). */
-export function torchDefaultInit(seed: number) {
-  return tfl.initializers.varianceScaling({scale: 1 / 3, mode: 'fanIn', distribution: 'uniform', seed});
 }
 
 export interface ConvUnitArgs {
