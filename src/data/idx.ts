@@ -22,15 +22,19 @@ export interface IdxImages {
 function parseIdx(bytes: Uint8Array, magic: number, file: string): {dims: number[]; data: Uint8Array} {
   const ndim = magic & 0xff;
   const headerLength = 4 + 4 * ndim;
-  if (bytes.length < headerLength) {
+  if (bytes.length < 4) {
     throw new Error(`${file}: ${bytes.length} bytes, too short for an IDX header of ${headerLength} bytes` +
       (bytes.length === 0 ? ' (empty file)' : ''));
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // The magic first: a labels file passed as images is a wrong-file error, not a short one.
   const found = view.getUint32(0, false);
   if (found !== magic) {
     throw new Error(`${file}: wrong IDX magic 0x${hex(found)}, expected 0x${hex(magic)} ` +
       `(${magic === IDX_IMAGES_MAGIC ? 'unsigned-byte images, 3 dimensions' : 'unsigned-byte labels, 1 dimension'})`);
+  }
+  if (bytes.length < headerLength) {
+    throw new Error(`${file}: ${bytes.length} bytes, too short for an IDX header of ${headerLength} bytes`);
   }
   const dims: number[] = [];
   for (let d = 0; d < ndim; d++) dims.push(view.getUint32(4 + 4 * d, false));
