@@ -38,6 +38,17 @@ function matrix(m: RealMatrix, transpose = false): tf.Tensor2D {
   return transpose ? tf.transpose(t) : t;
 }
 
+interface KernelBases {
+  c: RealMatrix;
+  dMinusC: RealMatrix;
+  cPlusD: RealMatrix;
+}
+
+/** sign * a + bSign * b, elementwise. */
+function combine(a: RealMatrix, b: RealMatrix, bSign: number, sign = 1): RealMatrix {
+  return {rows: a.rows, cols: a.cols, values: a.values.map((x, i) => sign * x + bSign * b.values[i])};
+}
+
 /** Sizes of one application and its transform matrices. */
 class Plan {
   readonly n: number; readonly h: number; readonly w: number; readonly cin: number; readonly cout: number;
@@ -53,6 +64,8 @@ class Plan {
   readonly backH: RealMatrix;
   /** Tap-to-frequency basis [F, kh kw], frequencies ordered (fw, fh). */
   readonly basis: {cos: RealMatrix; sin: RealMatrix};
+  /** The bases of the kernel's Gauss operand, and of its conjugate. */
+  readonly kernelBases: {plain: KernelBases; conjugate: KernelBases};
 
   constructor(x: tf.Tensor4D, kernel: tf.Tensor4D, g: ConvNormGeometry) {
     [this.n, this.h, this.w, this.cin] = x.shape;
@@ -68,6 +81,11 @@ class Plan {
     this.backW = inverseHalfComplexBlock(this.mw, keptPositions(this.wo, g.strides[1], g.padding[1], this.mw));
     this.backH = inverseRealPart(this.mh, keptPositions(this.ho, g.strides[0], g.padding[0], this.mh));
     this.basis = tapBasis(kh, kw, this.mh, this.mw);
+    const {cos, sin} = this.basis;
+    this.kernelBases = {
+      plain: {c: cos, dMinusC: combine(sin, cos, -1), cPlusD: combine(cos, sin, 1)},
+      conjugate: {c: cos, dMinusC: combine(sin, cos, -1, -1), cPlusD: combine(cos, sin, -1)},
+    };
   }
 }
 
@@ -115,26 +133,49 @@ function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
   return tf.matMul(matrix(p.backW, true), dAlongW);
 }
 
-/** conj(DFT(kernel zero-padded)) . V from the taps: [F, C_in, C_out] each part. */
-function kernelSpectrum(taps: tf.Tensor2D, v: tf.Tensor, p: Plan): Complex {
+/**
+ * A complex matrix B = c + i d (a batch of them, one per frequency) as the
+ * three real matrices a Gauss product uses: c, d - c, c + d.
+ */
+interface GaussOperand {
+  c: tf.Tensor3D;
+  dMinusC: tf.Tensor3D;
+  cPlusD: tf.Tensor3D;
+}
+
+function gaussOperand(b: Complex, conj: boolean): GaussOperand {
+  const d = conj ? tf.neg(b.im) : b.im;
+  return {c: b.re, dMinusC: tf.sub(d, b.re), cPlusD: tf.add(b.re, d)};
+}
+
+/**
+ * The kernel operand conj(DFT(kernel zero-padded)) . V (conjugated again when
+ * `conj`) straight from the taps: each of its three parts is one product with
+ * a fixed combination of the cos / sin tap bases, so the complex kernel
+ * spectrum itself, F x C_in x C_out twice, is never formed. That keeps the
+ * 512-channel layers' transient memory to three such tensors.
+ */
+function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean): GaussOperand {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
   const part = (basis: RealMatrix) =>
-    tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D;
-  return {re: part(p.basis.cos), im: part(p.basis.sin)};
+    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D);
+  const b = conj ? p.kernelBases.conjugate : p.kernelBases.plain;
+  return {c: part(b.c), dMinusC: part(b.dMinusC), cPlusD: part(b.cPlusD)};
 }
 
 /**
  * Per-frequency complex products with three real ones (Gauss):
  * (a + ib)(c + id) = (k1 - k3) + i(k1 + k2), k1 = (a + b)c, k2 = a(d - c), k3 = b(c + d).
- * `conjA` / `conjB` conjugate-transpose the left / right operand (per frequency).
+ * `conjA` conjugate-transposes the left operand; `transB` transposes the right
+ * one (conjugate it when building its GaussOperand).
  */
-function complexMatMul(a: Complex, b: Complex, conjA: boolean, conjB: boolean): tf.Tensor {
+function gaussProduct(a: Complex, b: GaussOperand, conjA: boolean, transB: boolean): Complex {
   const ai = conjA ? tf.neg(a.im) : a.im;
-  const bi = conjB ? tf.neg(b.im) : b.im;
-  const k1 = tf.matMul(tf.add(a.re, ai), b.re, conjA, conjB);
-  const k2 = tf.matMul(a.re, tf.sub(bi, b.re), conjA, conjB);
-  const k3 = tf.matMul(ai, tf.add(b.re, bi), conjA, conjB);
-  return tf.stack([tf.sub(k1, k3), tf.add(k1, k2)]);
+  const k1 = tf.matMul(tf.add(a.re, ai), b.c, conjA, transB);
+  const k2 = tf.matMul(a.re, b.dMinusC, conjA, transB);
+  const re = tf.sub(k1, tf.matMul(ai, b.cPlusD, conjA, transB));
+  const im = tf.add(k1, k2);
+  return {re: re as tf.Tensor3D, im: im as tf.Tensor3D};
 }
 
 /** A linear map with its adjoint as gradient: autodiff would keep every intermediate transform. */
@@ -159,20 +200,28 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
   const product = tf.customGrad((...args) => {
     const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
+    const z = gaussProduct(split(xSpec, [p.freqs, p.n, p.cin]), kernelOperand(taps, v, p, false), false, false);
     return {
-      value: complexMatMul(split(xSpec, [p.freqs, p.n, p.cin]), kernelSpectrum(taps, v, p), false, false),
+      value: tf.stack([z.re, z.im]),
       // tfjs runs a custom gradient outside any tidy: without one, every layer's backward
-      // intermediates would live until the whole backward pass ends.
+      // intermediates would live until the whole backward pass ends. The inner tidies
+      // free each stage's F x C_in x C_out temporaries before the next stage starts.
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [savedSpec, savedTaps, v] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor];
         const dz = split(dy, [p.freqs, p.n, p.cout]);
-        const dSpec = complexMatMul(dz, kernelSpectrum(savedTaps, v, p), false, true);
+        const dSpec = tf.tidy(() => {
+          const dx = gaussProduct(dz, kernelOperand(savedTaps, v, p, true), false, true);
+          return tf.stack([dx.re, dx.im]);
+        });
         // dK = X^H dZ, then through K = V . (basis taps).
-        const dk = split(complexMatMul(split(savedSpec, [p.freqs, p.n, p.cin]), dz, true, false),
-                         [p.freqs, p.cin, p.cout]);
-        const dRe = tf.reshape(tf.mul(dk.re, v), [p.freqs, p.cin * p.cout]);
-        const dIm = tf.reshape(tf.mul(dk.im, v), [p.freqs, p.cin * p.cout]);
-        const dTaps = tf.add(tf.matMul(matrix(p.basis.cos, true), dRe), tf.matMul(matrix(p.basis.sin, true), dIm));
+        const dTaps = tf.tidy(() => {
+          const dk = gaussProduct(split(savedSpec, [p.freqs, p.n, p.cin]), gaussOperand(dz, false), true, false);
+          const throughBasis = (d: tf.Tensor, basis: RealMatrix) => tf.tidy(() =>
+            tf.matMul(matrix(basis, true), tf.reshape(tf.mul(d, v), [p.freqs, p.cin * p.cout])));
+          const fromRe = throughBasis(dk.re, p.basis.cos);
+          dk.re.dispose();
+          return tf.add(fromRe, throughBasis(dk.im, p.basis.sin));
+        });
         return [dSpec, dTaps, tf.zerosLike(v)];
       }),
     };

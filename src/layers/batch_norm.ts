@@ -25,35 +25,46 @@ export function checkBatchStatistics(valuesPerChannel: number, shape: readonly n
 }
 
 /**
- * (y - mean) / sqrt(variance + eps) * gamma + beta with the batch statistics
- * differentiated in closed form. Autodiff of the same expression keeps four
- * full-size intermediates per BatchNorm until the backward pass (ResNet-18 at
- * batch 128 then no longer fits the wasm backend's 4 GB heap) and reduces over
- * the batch five times; this keeps none and reduces three times. `mean` and
- * `variance` must be the batch moments of `y`: their own gradients are part of
- * the closed form, so they get zeros.
+ * Training-mode BatchNorm, (y - mean) / sqrt(variance + eps) * gamma + beta
+ * with the batch moments, differentiated in closed form. The moments are
+ * computed inside the custom gradient's forward pass, which tfjs does not
+ * record: autodiff of the same expression keeps the moments' own
+ * intermediates (three full-size tensors per BatchNorm) until the backward
+ * pass, plus four for the normalization, and reduces over the batch five
+ * times; this keeps only y and reduces three times. The running statistics
+ * are updated as a side effect, with the unbiased variance as PyTorch does.
  */
-const normalizeWithBatchMoments = tf.customGrad((...args) => {
-  const [y, mean, variance, gamma, beta] = args as tf.Tensor[];
-  (args[5] as tf.GradSaveFunc)([y, mean, variance, gamma]);
-  const out = tf.add(tf.mul(tf.mul(tf.sub(y, mean), tf.rsqrt(tf.add(variance, BN_EPSILON))), gamma), beta);
-  return {
-    value: out,
-    // tfjs runs a custom gradient outside any tidy, and only saved tensors outlive the forward pass.
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
-      const [y, mean, variance, gamma] = saved;
-      const count = y.size / mean.size;
-      const axes = [0, 1, 2];
-      const r = tf.rsqrt(tf.add(variance, BN_EPSILON));
-      const xhat = tf.mul(tf.sub(y, mean), r);
-      const g = tf.mul(dy, gamma);
-      const sumG = tf.sum(g, axes);
-      const sumGX = tf.sum(tf.mul(g, xhat), axes);
-      const dx = tf.mul(tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xhat, tf.div(sumGX, count))), r);
-      return [dx, tf.zerosLike(mean), tf.zerosLike(variance), tf.sum(tf.mul(dy, xhat), axes), tf.sum(dy, axes)];
-    }),
-  };
-});
+function batchNormTraining(y: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, state: BatchNormState): tf.Tensor4D {
+  const normalize = tf.customGrad((...args) => {
+    const [y, gamma, beta] = args as tf.Tensor[];
+    const count = y.size / gamma.size;
+    const {mean, variance} = tf.moments(y, [0, 1, 2]);
+    updateRunningStatistics(state, mean, tf.mul(variance, count / (count - 1)));
+    (args[3] as tf.GradSaveFunc)([y, mean, variance, gamma]);
+    return {
+      value: tf.add(tf.mul(tf.mul(tf.sub(y, mean), tf.rsqrt(tf.add(variance, BN_EPSILON))), gamma), beta),
+      // tfjs runs a custom gradient outside any tidy, and only saved tensors outlive the forward pass.
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [y, mean, variance, gamma] = saved;
+        const axes = [0, 1, 2];
+        const r = tf.rsqrt(tf.add(variance, BN_EPSILON));
+        const xhat = tf.mul(tf.sub(y, mean), r);
+        const g = tf.mul(dy, gamma);
+        const sumG = tf.sum(g, axes);
+        const sumGX = tf.sum(tf.mul(g, xhat), axes);
+        const dx = tf.mul(tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xhat, tf.div(sumGX, count))), r);
+        return [dx, tf.sum(tf.mul(dy, xhat), axes), tf.sum(dy, axes)];
+      }),
+    };
+  });
+  return normalize(y, gamma, beta) as tf.Tensor4D;
+}
+
+function updateRunningStatistics(state: BatchNormState, mean: tf.Tensor, unbiasedVariance: tf.Tensor): void {
+  state.movingMean.write(tf.add(tf.mul(1 - BN_MOMENTUM, state.movingMean.read()), tf.mul(BN_MOMENTUM, mean)));
+  state.movingVariance.write(tf.add(tf.mul(1 - BN_MOMENTUM, state.movingVariance.read()),
+                                    tf.mul(BN_MOMENTUM, unbiasedVariance)));
+}
 
 /**
  * BatchNorm over the channels of NHWC `y` with PyTorch's semantics: batch
@@ -70,14 +81,8 @@ export function applyBatchNorm(y: tf.Tensor4D, state: BatchNormState, training: 
     const scale = tf.mul(tf.rsqrt(tf.add(state.movingVariance.read(), BN_EPSILON)), gamma);
     return tf.add(tf.mul(tf.sub(y, state.movingMean.read()), scale), beta) as tf.Tensor4D;
   }
-  const count = y.size / c;
-  checkBatchStatistics(count, y.shape);
-  const {mean, variance} = tf.moments(y, [0, 1, 2]);
-  const unbiased = tf.mul(variance, count / (count - 1));
-  state.movingMean.write(tf.add(tf.mul(1 - BN_MOMENTUM, state.movingMean.read()), tf.mul(BN_MOMENTUM, mean)));
-  state.movingVariance.write(tf.add(tf.mul(1 - BN_MOMENTUM, state.movingVariance.read()),
-                                    tf.mul(BN_MOMENTUM, unbiased)));
-  return normalizeWithBatchMoments(y, mean, variance, gamma, beta) as tf.Tensor4D;
+  checkBatchStatistics(y.size / c, y.shape);
+  return batchNormTraining(y, gamma, beta, state);
 }
 
 export interface BatchNorm2DArgs extends LayerArgs {
