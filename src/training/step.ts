@@ -1,6 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
+import {topKHits} from './metrics.js';
+
 export interface TrainStepArgs {
   /** SGD learning rate (a number, or read every step from a function). */
   learningRate: number | (() => number);
@@ -8,6 +10,23 @@ export interface TrainStepArgs {
   momentum?: number;
   /** L2 weight decay added to the gradients, as PyTorch's SGD does. Default 1e-4. */
   weightDecay?: number;
+  /**
+   * A penalty added to the loss and differentiated with it (e.g. OCNN's
+   * orthogonality penalty), computed from the model's weights each step.
+   */
+  extraLoss?: (model: tfl.LayersModel) => tf.Scalar;
+}
+
+/** What one step reports: all numbers, read back once per step. */
+export interface StepResult {
+  /** The objective minimized: cross-entropy + extra loss. */
+  loss: number;
+  /** Mean softmax cross-entropy of the batch. */
+  crossEntropy: number;
+  /** The extra loss (0 without one). */
+  extraLoss: number;
+  /** Images of the batch whose training-mode logits put the label first (ties: see topKHits). */
+  correct: number;
 }
 
 /** The variables a model trains, as tf.Variables (a LayerVariable reads as its variable). */
@@ -17,43 +36,105 @@ export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
 
 /**
  * One SGD step as PyTorch's SGD(momentum, weight_decay) takes it: forward in
- * training mode, softmax cross-entropy, backward, g += wd * w, momentum update.
- * Returns the batch loss. Everything it allocates is released.
+ * training mode, softmax cross-entropy, backward, g += wd * w, then
+ * buf = momentum * buf + g and w -= lr * buf. The momentum buffers start at
+ * zero, so the first step sets buf = g exactly, as PyTorch's clone does; they
+ * are tf.Variables in the order of `model.trainableWeights`, readable and
+ * settable for checkpoints. Everything a step allocates is released.
  */
 export class TrainStep {
-  private readonly optimizer: tf.MomentumOptimizer;
   private readonly variables: tf.Variable[];
+  private readonly buffers: tf.Variable[];
   private readonly weightDecay: number;
+  private readonly momentum: number;
+  private readonly momentumScalar: tf.Scalar;
 
   constructor(private readonly model: tfl.LayersModel, private readonly args: TrainStepArgs) {
     this.weightDecay = args.weightDecay ?? 1e-4;
-    this.optimizer = tf.train.momentum(this.learningRate(), args.momentum ?? 0.9);
+    this.momentum = args.momentum ?? 0.9;
+    if (!(this.momentum >= 0) || !Number.isFinite(this.momentum)) throw new Error(`momentum must be a finite number >= 0, got ${this.momentum}`);
+    if (!(this.weightDecay >= 0) || !Number.isFinite(this.weightDecay)) throw new Error(`weight decay must be a finite number >= 0, got ${this.weightDecay}`);
     this.variables = trainableVariables(model);
+    this.momentumScalar = tf.keep(tf.scalar(this.momentum));
+    this.buffers = this.variables.map(v => tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
   }
 
   private learningRate(): number {
-    return typeof this.args.learningRate === 'function' ? this.args.learningRate() : this.args.learningRate;
+    const lr = typeof this.args.learningRate === 'function' ? this.args.learningRate() : this.args.learningRate;
+    if (!Number.isFinite(lr)) throw new Error(`the learning rate must be a finite number, got ${lr}`);
+    return lr;
   }
 
-  run(x: tf.Tensor, labels: tf.Tensor): number {
-    this.optimizer.setLearningRate(this.learningRate());
-    const loss = tf.tidy(() => {
+  /**
+   * One step on a batch; `labels` are one-hot [N, classes] or int32 class
+   * indices [N]. Returns the loss, its parts and the batch's top-1 hits.
+   */
+  step(x: tf.Tensor, labels: tf.Tensor): StepResult {
+    const lr = this.learningRate();
+    let kept: tf.Tensor[] = [];
+    const summary = tf.tidy(() => {
       const {value, grads} = tf.variableGrads(() => {
         const logits = this.model.apply(x, {training: true}) as tf.Tensor;
-        return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+        if (logits.rank !== 2) throw new Error(`the model must output [batch, classes] logits, got shape [${logits.shape}]`);
+        const classes = logits.shape[1]!;
+        const indices = labels.rank === 1 ? labels : tf.argMax(labels, 1);
+        const oneHot = labels.rank === 1 ? tf.oneHot(tf.cast(labels, 'int32') as tf.Tensor1D, classes) : labels;
+        const ce = tf.losses.softmaxCrossEntropy(oneHot, logits) as tf.Scalar;
+        const extra = this.args.extraLoss ? this.args.extraLoss(this.model) : tf.scalar(0);
+        // The forward pass runs in its own tidy; what the summary needs is kept and released below.
+        kept = [tf.keep(ce), tf.keep(extra), tf.keep(tf.sum(topKHits(logits, indices, 1)))];
+        return this.args.extraLoss ? tf.add(ce, extra) as tf.Scalar : ce;
       }, this.variables);
-      if (this.weightDecay > 0) {
-        for (const v of this.variables) grads[v.name] = tf.add(grads[v.name], tf.mul(this.weightDecay, v));
-      }
-      this.optimizer.applyGradients(grads as tf.NamedTensorMap as Parameters<tf.MomentumOptimizer["applyGradients"]>[0]);
-      return value;
+      this.applyGradients(grads, lr);
+      return tf.stack([value, ...kept]);
     });
-    const result = loss.dataSync()[0];
-    loss.dispose();
-    return result;
+    tf.dispose(kept);
+    const [loss, crossEntropy, extraLoss, correct] = summary.dataSync();
+    summary.dispose();
+    return {loss, crossEntropy, extraLoss, correct};
+  }
+
+  private applyGradients(grads: tf.NamedTensorMap, lr: number): void {
+    const c = tf.scalar(-lr);
+    this.variables.forEach((v, i) => {
+      let g = grads[v.name];
+      // A weight the loss does not reach is left alone, as PyTorch skips parameters without a grad.
+      if (g === undefined) return;
+      if (this.weightDecay > 0) g = tf.add(g, tf.mul(this.weightDecay, v));
+      // The same ops as tf.train.momentum, which this replaces: buf = m buf + g; w = (-lr) buf + w.
+      const buffer = this.buffers[i];
+      const newBuffer = tf.add(tf.mul(this.momentumScalar, buffer), g);
+      const newValue = tf.add(tf.mul(c, newBuffer), v);
+      buffer.assign(newBuffer);
+      v.assign(newValue);
+    });
+  }
+
+  /** One step with one-hot labels; returns the batch loss. */
+  run(x: tf.Tensor, labels: tf.Tensor): number {
+    return this.step(x, labels).loss;
+  }
+
+  /** The momentum buffers, one per trainable weight in `model.trainableWeights` order (live variables: do not dispose). */
+  optimizerState(): tf.Variable[] {
+    return [...this.buffers];
+  }
+
+  /** Replaces the momentum buffers' values (shapes must match optimizerState()'s). */
+  setOptimizerState(values: tf.Tensor[]): void {
+    if (values.length !== this.buffers.length) {
+      throw new Error(`optimizer state has ${values.length} momentum buffers, the model trains ${this.buffers.length} weights`);
+    }
+    values.forEach((value, i) => {
+      if (!tf.util.arraysEqual(value.shape, this.buffers[i].shape)) {
+        throw new Error(`momentum buffer ${i} has shape [${value.shape}], its weight ${this.variables[i].name} [${this.buffers[i].shape}]`);
+      }
+    });
+    tf.tidy(() => values.forEach((value, i) => this.buffers[i].assign(tf.cast(value, 'float32'))));
   }
 
   dispose(): void {
-    this.optimizer.dispose();
+    tf.dispose(this.buffers);
+    this.momentumScalar.dispose();
   }
 }
