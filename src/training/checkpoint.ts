@@ -1,0 +1,385 @@
+/**
+ * Training checkpoints: everything a run needs to continue bitwise as if it
+ * had never stopped, written atomically.
+ *
+ * Layout of `<runDir>/checkpoint/` (the latest completed epoch):
+ *
+ * - `model.json`, `weights.bin`: `model.save(fileSystem(dir))`, so
+ *   `tfl.loadLayersModel(fileSystem(dir))` reads it. The weights are all of
+ *   `model.weights`: trainable ones and the state that is not trained
+ *   (BatchNorm running statistics; ConvNorm's running V and step counter).
+ * - `optimizer.bin`: the SGD momentum buffers, float32, one per trainable
+ *   weight in `model.trainableWeights` order.
+ * - `state.json`: the epochs completed, the run configuration (see RunConfig)
+ *   and the manifests of both binary files. Written last: a directory whose
+ *   state.json parses and whose files have the sizes it lists is complete.
+ *
+ * A checkpoint is written into `checkpoint.tmp/`, flushed to disk, then swapped
+ * in: `checkpoint/` is renamed to `checkpoint.old/`, `checkpoint.tmp/` to
+ * `checkpoint/`, and `checkpoint.old/` deleted. A crash at any point leaves at
+ * least one complete checkpoint among the three names; readers take the
+ * complete one with the most epochs, and a resume tidies up the others.
+ */
+import {createHash} from 'node:crypto';
+import {mkdir, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {join} from 'node:path';
+
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+import type {Augmentation, Normalization} from '../data/batches.js';
+import {datasetSize, ImageDataset} from '../data/dataset.js';
+import {fileSystem} from '../io/file_system.js';
+import type {Schedule} from './schedule.js';
+
+export const CHECKPOINT_DIR = 'checkpoint';
+export const CHECKPOINT_TMP_DIR = 'checkpoint.tmp';
+export const CHECKPOINT_OLD_DIR = 'checkpoint.old';
+const STATE_JSON = 'state.json';
+const MODEL_JSON = 'model.json';
+const WEIGHTS_BIN = 'weights.bin';
+const OPTIMIZER_BIN = 'optimizer.bin';
+const FORMAT = 'convnorm-checkpoint';
+const VERSION = 1;
+
+export type TrainErrorCode =
+  | 'BAD_OPTIONS' | 'RUN_EXISTS' | 'NO_CHECKPOINT' | 'BAD_CHECKPOINT' | 'ARCHITECTURE_MISMATCH' | 'CONFIG_MISMATCH'
+  | 'DIVERGED';
+
+/** Errors of run set-up and checkpoints; `code` says which, for command-line tools. */
+export class TrainError extends Error {
+  override name = 'TrainError';
+  constructor(readonly code: TrainErrorCode, message: string) {
+    super(message);
+  }
+}
+
+/** One weight as the checkpoint describes it: `<layer class>/<weight name>` and shape. */
+export interface WeightEntry {
+  name: string;
+  shape: number[];
+  dtype: 'float32' | 'int32';
+}
+
+/** What identifies a dataset: a changed image or label changes the hash. */
+export interface DatasetInfo {
+  name: string;
+  count: number;
+  shape: [number, number, number];
+  numClasses: number;
+  /** sha256 of the pixel bytes, then the labels' int32 bytes, hex. */
+  sha256: string;
+}
+
+/** Everything that determines a run's results, stored in each checkpoint and compared on resume. */
+export interface RunConfig {
+  model: {
+    /** The tfjs model's name, e.g. `resnet18_convnorm`. */
+    name: string;
+    /** The caller's description of how the model was built (architecture, norm, arguments), or null. */
+    spec: Record<string, unknown> | null;
+    /** Every weight, in `model.weights` order. */
+    weights: WeightEntry[];
+  };
+  train: DatasetInfo;
+  test: DatasetInfo | null;
+  batchSize: number;
+  /** How the last incomplete batch of an epoch is treated (fixed by this version). */
+  lastBatch: 'kept unless it has a single image';
+  schedule: Schedule;
+  momentum: number;
+  weightDecay: number;
+  seed: number;
+  augmentation: Augmentation | null;
+  normalization: Normalization | null;
+  /** Whether an extra loss term was added (the function itself cannot be compared; put its parameters in `settings`). */
+  extraLoss: boolean;
+  /** Anything else the caller says determines the result (label noise, penalty weights...), or null. */
+  settings: Record<string, unknown> | null;
+}
+
+export interface CheckpointState {
+  format: typeof FORMAT;
+  version: number;
+  /** Epochs completed. */
+  epoch: number;
+  /** The epochs the run was asked for when this was written (may be raised on resume). */
+  epochs: number;
+  config: RunConfig;
+  /** Manifest of weights.bin: `config.model.weights`. */
+  optimizer: {kind: 'sgd-momentum'; buffers: WeightEntry[]};
+  /** The tfjs backend that trained it (results are bitwise reproducible on the same backend only). */
+  backend: string;
+  savedAt: string;
+}
+
+/** The checkpoint's model directory, for `tfl.loadLayersModel(fileSystem(...))`. */
+export function checkpointDir(runDir: string): string {
+  return join(runDir, CHECKPOINT_DIR);
+}
+
+function dtypeOf(dtype: string): 'float32' | 'int32' {
+  if (dtype !== 'float32' && dtype !== 'int32') throw new TrainError('BAD_OPTIONS', `cannot checkpoint a ${dtype} weight`);
+  return dtype;
+}
+
+/** The model's weights as `<layer class>/<weight>` with shapes: names free of tfjs's per-process counters. */
+export function describeWeights(model: tfl.LayersModel): WeightEntry[] {
+  const owner = new Map<tfl.LayerVariable, string>();
+  for (const layer of model.layers) for (const w of layer.weights) owner.set(w, layer.getClassName());
+  return model.weights.map(w => ({
+    name: `${owner.get(w) ?? '?'}/${w.originalName.slice(w.originalName.lastIndexOf('/') + 1)}`,
+    shape: [...w.shape] as number[],
+    dtype: dtypeOf(w.dtype),
+  }));
+}
+
+export function describeDataset(ds: ImageDataset): DatasetInfo {
+  const hash = createHash('sha256');
+  hash.update(ds.pixels);
+  hash.update(new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength));
+  return {name: ds.name, count: datasetSize(ds), shape: [...ds.shape], numClasses: ds.numClasses, sha256: hash.digest('hex')};
+}
+
+/** JSON with object keys sorted, so equal configurations give equal strings. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+}
+
+function short(value: unknown): string {
+  const text = canonicalJson(value) ?? 'undefined';
+  return text.length > 160 ? `${text.slice(0, 157)}...` : text;
+}
+
+function modelLabel(m: RunConfig['model']): string {
+  return m.spec === null ? `'${m.name}'` : `'${m.name}' ${short(m.spec)}`;
+}
+
+/**
+ * Throws an ARCHITECTURE_MISMATCH TrainError when the checkpoint's model is not
+ * `model`'s (by spec, when the checkpoint has one and `spec` is given, and by
+ * the list of weights and shapes).
+ */
+export function checkArchitecture(saved: RunConfig['model'], current: RunConfig['model'], where: string): void {
+  const specDiffers = saved.spec !== null && current.spec !== null && canonicalJson(saved.spec) !== canonicalJson(current.spec);
+  let weightsDiffer = '';
+  if (saved.weights.length !== current.weights.length) {
+    weightsDiffer = `it has ${saved.weights.length} weights, the model ${current.weights.length}`;
+  } else {
+    const i = saved.weights.findIndex((w, i) => canonicalJson(w) !== canonicalJson(current.weights[i]));
+    if (i >= 0) {
+      const s = saved.weights[i];
+      const c = current.weights[i];
+      weightsDiffer = `weight ${i} is ${s.name} [${s.shape}] there, ${c.name} [${c.shape}] here`;
+    }
+  }
+  if (specDiffers || weightsDiffer !== '') {
+    throw new TrainError('ARCHITECTURE_MISMATCH',
+      `the checkpoint in ${where} is for model ${modelLabel(saved)}, not ${modelLabel(current)}` +
+      (weightsDiffer !== '' ? ` (${weightsDiffer})` : '') + '; use another run directory, or overwrite it');
+  }
+}
+
+const CONFIG_LABELS: Record<string, string> = {
+  train: 'training set', test: 'test set', batchSize: 'batch size', lastBatch: 'last-batch rule', schedule: 'learning-rate schedule',
+  momentum: 'momentum', weightDecay: 'weight decay', seed: 'seed', augmentation: 'augmentation',
+  normalization: 'normalization', extraLoss: 'extra loss', settings: 'settings',
+};
+
+/**
+ * Throws when `current` would not continue the run `saved` describes: another
+ * architecture (ARCHITECTURE_MISMATCH) or any other setting that changes the
+ * results (CONFIG_MISMATCH, listing every difference).
+ */
+export function checkSameRun(saved: RunConfig, current: RunConfig, where: string): void {
+  checkArchitecture(saved.model, current.model, where);
+  const differences: string[] = [];
+  for (const key of Object.keys(CONFIG_LABELS) as (keyof RunConfig)[]) {
+    const a = saved[key] ?? null;
+    const b = current[key] ?? null;
+    if (canonicalJson(a) !== canonicalJson(b)) differences.push(`${CONFIG_LABELS[key]}: ${short(a)} in the checkpoint, ${short(b)} now`);
+  }
+  if (differences.length > 0) {
+    throw new TrainError('CONFIG_MISMATCH',
+      `cannot resume the run in ${where}, its settings differ:\n  ${differences.join('\n  ')}\n` +
+      'resume with the same settings (only the number of epochs may change), or start a new run');
+  }
+}
+
+function byteSize(entries: WeightEntry[]): number {
+  return entries.reduce((sum, e) => sum + 4 * e.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+async function fileSize(path: string): Promise<number | null> {
+  try {
+    return (await stat(path)).size;
+  } catch {
+    return null;
+  }
+}
+
+/** The state of the checkpoint in `dir` when it is complete, else null (never throws for a damaged one). */
+async function readComplete(dir: string): Promise<CheckpointState | null> {
+  try {
+    const state = JSON.parse(await readFile(join(dir, STATE_JSON), 'utf8')) as CheckpointState;
+    if (state?.format !== FORMAT || !(state.version <= VERSION) || !Number.isInteger(state.epoch)) return null;
+    if (await fileSize(join(dir, WEIGHTS_BIN)) !== byteSize(state.config.model.weights)) return null;
+    if (await fileSize(join(dir, OPTIMIZER_BIN)) !== byteSize(state.optimizer.buffers)) return null;
+    if (await fileSize(join(dir, MODEL_JSON)) === null) return null;
+    return state;
+  } catch {
+    // Unreadable, cut short, or not a checkpoint.
+    return null;
+  }
+}
+
+interface Located {
+  dir: string;
+  state: CheckpointState;
+}
+
+/** The complete checkpoint with the most epochs among checkpoint/, checkpoint.tmp/ and checkpoint.old/. */
+async function locate(runDir: string): Promise<Located | null> {
+  let best: Located | null = null;
+  for (const name of [CHECKPOINT_DIR, CHECKPOINT_TMP_DIR, CHECKPOINT_OLD_DIR]) {
+    const dir = join(runDir, name);
+    const state = await readComplete(dir);
+    if (state !== null && (best === null || state.epoch > best.state.epoch)) best = {dir, state};
+  }
+  return best;
+}
+
+/**
+ * The latest complete checkpoint of a run (read-only: nothing is moved), or
+ * null when the run has none. Use it to find the config (`state.config.model.spec`
+ * says how to rebuild the model) before `loadCheckpointWeights`.
+ */
+export async function readCheckpoint(runDir: string): Promise<(CheckpointState & {dir: string}) | null> {
+  const found = await locate(runDir);
+  return found === null ? null : {...found.state, dir: found.dir};
+}
+
+/**
+ * Makes `<runDir>/checkpoint/` the latest complete checkpoint and deletes the
+ * leftovers of an interrupted save. Returns its state, or null when there is none.
+ */
+export async function recoverCheckpoint(runDir: string): Promise<CheckpointState | null> {
+  const found = await locate(runDir);
+  const main = join(runDir, CHECKPOINT_DIR);
+  const tmp = join(runDir, CHECKPOINT_TMP_DIR);
+  const old = join(runDir, CHECKPOINT_OLD_DIR);
+  if (found !== null && found.dir !== main) {
+    if (found.dir === tmp) {
+      await rm(old, {recursive: true, force: true});
+      if (await fileSize(main) !== null) await rename(main, old);
+      await rename(tmp, main);
+    } else {
+      await rm(main, {recursive: true, force: true});
+      await rename(old, main);
+    }
+    await syncPath(runDir);
+  }
+  await rm(tmp, {recursive: true, force: true});
+  await rm(old, {recursive: true, force: true});
+  return found?.state ?? null;
+}
+
+async function syncPath(path: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+    await handle.sync();
+  } catch {
+    // Some platforms cannot sync directories; the renames are still atomic.
+  } finally {
+    await handle?.close();
+  }
+}
+
+function tensorBytes(values: Float32Array | Int32Array): Uint8Array {
+  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+}
+
+/**
+ * Writes the checkpoint after `epoch` completed epochs atomically (see the
+ * module comment). `buffers` are the momentum buffers in trainable-weight order.
+ */
+export async function saveCheckpoint(runDir: string, model: tfl.LayersModel, buffers: tf.Tensor[],
+                                     info: {epoch: number; epochs: number; config: RunConfig}): Promise<void> {
+  const main = join(runDir, CHECKPOINT_DIR);
+  const tmp = join(runDir, CHECKPOINT_TMP_DIR);
+  const old = join(runDir, CHECKPOINT_OLD_DIR);
+  await rm(tmp, {recursive: true, force: true});
+  await mkdir(tmp, {recursive: true});
+  await model.save(fileSystem(tmp));
+  const trainable = model.trainableWeights;
+  if (buffers.length !== trainable.length) throw new Error(`${buffers.length} momentum buffers for ${trainable.length} trainable weights`);
+  const described = describeWeights(model);
+  const position = new Map(model.weights.map((w, i) => [w, i]));
+  const bufferEntries = trainable.map(w => described[position.get(w)!]);
+  const chunks: Uint8Array[] = [];
+  for (const b of buffers) chunks.push(tensorBytes(await b.data() as Float32Array));
+  await writeFile(join(tmp, OPTIMIZER_BIN), Buffer.concat(chunks));
+  const state: CheckpointState = {
+    format: FORMAT, version: VERSION, epoch: info.epoch, epochs: info.epochs, config: info.config,
+    optimizer: {kind: 'sgd-momentum', buffers: bufferEntries}, backend: tf.getBackend(), savedAt: new Date().toISOString(),
+  };
+  for (const name of [MODEL_JSON, WEIGHTS_BIN, OPTIMIZER_BIN]) await syncPath(join(tmp, name));
+  await writeFile(join(tmp, STATE_JSON), `${JSON.stringify(state, null, 1)}\n`);
+  await syncPath(join(tmp, STATE_JSON));
+  await syncPath(tmp);
+  await rm(old, {recursive: true, force: true});
+  if (await fileSize(main) !== null) await rename(main, old);
+  await rename(tmp, main);
+  await syncPath(runDir);
+  await rm(old, {recursive: true, force: true});
+}
+
+function decode(bytes: Uint8Array, entries: WeightEntry[], what: string): tf.Tensor[] {
+  // Copy into an aligned buffer: a file's bytes may start at any offset.
+  const aligned = new Uint8Array(bytes.byteLength);
+  aligned.set(bytes);
+  const tensors: tf.Tensor[] = [];
+  let offset = 0;
+  for (const e of entries) {
+    const size = e.shape.reduce((a, b) => a * b, 1);
+    if (offset + 4 * size > aligned.byteLength) throw new TrainError('BAD_CHECKPOINT', `${what} is shorter than its manifest`);
+    const values = e.dtype === 'int32'
+      ? new Int32Array(aligned.buffer, offset, size) : new Float32Array(aligned.buffer, offset, size);
+    tensors.push(tf.tensor(values.slice(), e.shape, e.dtype));
+    offset += 4 * size;
+  }
+  return tensors;
+}
+
+export interface LoadedCheckpoint {
+  state: CheckpointState;
+  /** The momentum buffers (the caller owns them), in trainable-weight order. */
+  buffers: tf.Tensor[];
+}
+
+/**
+ * Loads the run's latest checkpoint into `model` (all weights, the running
+ * statistics included) after checking that it is this architecture: by the
+ * list of weights and shapes, and by `modelSpec` when both it and the
+ * checkpoint have one. Throws NO_CHECKPOINT when there is none. Returns the
+ * state; `withOptimizer` also returns the momentum buffers.
+ */
+export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
+                                     options: {modelSpec?: Record<string, unknown>; withOptimizer?: boolean} = {}): Promise<LoadedCheckpoint> {
+  const found = await locate(runDir);
+  if (found === null) throw new TrainError('NO_CHECKPOINT', `there is no complete checkpoint in ${runDir}`);
+  const {dir, state} = found;
+  checkArchitecture(state.config.model, {name: model.name, spec: options.modelSpec ?? null, weights: describeWeights(model)}, runDir);
+  const weights = decode(await readFile(join(dir, WEIGHTS_BIN)), state.config.model.weights, join(dir, WEIGHTS_BIN));
+  try {
+    model.setWeights(weights);
+  } finally {
+    tf.dispose(weights);
+  }
+  const buffers = options.withOptimizer ? decode(await readFile(join(dir, OPTIMIZER_BIN)), state.optimizer.buffers, join(dir, OPTIMIZER_BIN)) : [];
+  return {state, buffers};
+}
