@@ -212,6 +212,9 @@ describe('training (cpu)', () => {
     // An extra loss is added to the objective and reported apart.
     const r = new TrainStep(q, {learningRate: 0.1, extraLoss: m => tf.mul(0.5, tf.sum(tf.square(m.trainableWeights[0].read()))) as tf.Scalar});
     const withExtra = r.step(x, labels);
+    const count = tf.memory().numTensors;
+    r.step(x, labels);
+    assert.equal(tf.memory().numTensors, count, 'a step with an extra loss leaked');
     assert.ok(withExtra.extraLoss > 0);
     assert.ok(Math.abs(withExtra.loss - withExtra.crossEntropy - withExtra.extraLoss) < 1e-5);
     r.dispose();
