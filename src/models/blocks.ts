@@ -8,14 +8,22 @@ import {convNorm2d} from '../convnorm/layer.js';
 import {fail} from '../convnorm/geometry.js';
 import {BatchNorm2D} from '../layers/batch_norm.js';
 import {torchDefaultInit} from '../layers/initializers.js';
+import {OniConv2D} from '../layers/oni.js';
+import {SpectralNormConv2D} from '../layers/spectral_norm.js';
 
 /**
  * - bn: conv, then BatchNorm (PyTorch semantics)
  * - convnorm: ConvNorm2D with its BatchNorm (the paper's ConvNorm+BN)
  * - convnorm-nobn: ConvNorm2D without BatchNorm
  * - none: conv alone
+ * - sn: spectrally normalized conv (PyTorch's spectral_norm), then BatchNorm
+ * - oni: ONI-orthogonalized conv (the reference's ONI_Conv2d settings), then BatchNorm
+ *
+ * In the reference the conv type (conv, prec_conv, sn_conv, oni_conv) and the
+ * norm layer are chosen separately; its robustness runs, where SN and ONI are
+ * compared, keep the norm at BatchNorm, so sn and oni here are conv + BN.
  */
-export const NORMS = ['bn', 'convnorm', 'convnorm-nobn', 'none'] as const;
+export const NORMS = ['bn', 'convnorm', 'convnorm-nobn', 'none', 'sn', 'oni'] as const;
 export type NormKind = (typeof NORMS)[number];
 
 export function checkNorm(norm: string): NormKind {
@@ -53,6 +61,16 @@ export function convUnit(x: tfl.SymbolicTensor, args: ConvUnitArgs): tfl.Symboli
   if (norm === 'convnorm' || norm === 'convnorm-nobn') {
     return convNorm2d({filters, kernelSize, strides, padding: (kernelSize - 1) / 2,
                        batchNorm: norm === 'convnorm', seed: seeds.take()}).apply(x) as tfl.SymbolicTensor;
+  }
+  if (norm === 'sn' || norm === 'oni') {
+    const common = {filters, kernelSize, strides, padding: 'same' as const, seed: seeds.take()};
+    const conv = norm === 'sn'
+      // The reference's sn_conv2d wrapper defaults to bias=False and its models never pass one.
+      ? new SpectralNormConv2D({...common, useBias: false})
+      // The reference's ONI_Conv2d defaults: T = 3, one norm group, learned scale from 1.414.
+      : new OniConv2D({...common, useBias: args.useBias ?? false, iterations: 3, normGroups: 1,
+                       learnableScale: true});
+    return new BatchNorm2D().apply(conv.apply(x)) as tfl.SymbolicTensor;
   }
   const bound = 1 / Math.sqrt(x.shape[3]! * kernelSize * kernelSize);
   const conv = tfl.layers.conv2d({
