@@ -13,9 +13,9 @@
  * gradient taken inside a gradient) keep tfjs's own method.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import {getFilteredNodesXToY} from '@tensorflow/tfjs-core/dist/tape.js';
 
 interface TapeNode {
+  id: number;
   kernelName: string;
   inputs: Record<string, tf.Tensor>;
   outputs: tf.Tensor[];
@@ -54,7 +54,7 @@ export function setLeanBackprop(enabled: boolean): void {
     const y = engine.scopedRun(() => engine.startTape(), () => engine.endTape(), () => engine.tidy('forward', f));
     if (!(y instanceof tf.Tensor)) throw new Error('The result y returned by f() must be a tensor.');
     const tape = engine.state.activeTape!;
-    const filtered = getFilteredNodesXToY(tape as never, xs, y) as unknown as TapeNode[];
+    const filtered = nodesFromXToY(tape, xs, y);
     if (!allowNoGradients && filtered.length === 0) {
       throw new Error('Cannot compute gradient of y=f(x) with respect to x. Make sure that the f you passed ' +
                       'encloses all operations that lead from x to y.');
@@ -73,6 +73,35 @@ export function setLeanBackprop(enabled: boolean): void {
       return {value: y, grads: result};
     }) as {value: tf.Tensor; grads: tf.Tensor[]};
   };
+}
+
+/**
+ * The tape nodes on a path from some x to y, each with only the inputs that
+ * depend on an x (tfjs-core's getFilteredNodesXToY, which its Node bundle
+ * does not export).
+ */
+function nodesFromXToY(tape: TapeNode[], xs: tf.Tensor[], y: tf.Tensor): TapeNode[] {
+  const fromX = new Set(xs.map(x => x.id));
+  const nodesFromX = new Set<number>();
+  for (const node of tape) {
+    if (Object.values(node.inputs).some(input => fromX.has(input.id))) {
+      nodesFromX.add(node.id);
+      for (const output of node.outputs) fromX.add(output.id);
+    }
+  }
+  const toY = new Set([y.id]);
+  const nodesToY = new Set<number>();
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const node = tape[i];
+    if (node.outputs.some(output => toY.has(output.id))) {
+      for (const input of Object.values(node.inputs)) toY.add(input.id);
+      nodesToY.add(node.id);
+    }
+  }
+  return tape.filter(node => nodesFromX.has(node.id) && nodesToY.has(node.id)).map(node => ({
+    ...node,
+    inputs: Object.fromEntries(Object.entries(node.inputs).filter(([, input]) => fromX.has(input.id))),
+  }));
 }
 
 function backpropagate(grads: Map<number, tf.Tensor>, tape: TapeNode[], keep: Set<number>,
