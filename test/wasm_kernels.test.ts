@@ -89,7 +89,7 @@ describe('wasm Slice and BatchMatMul match cpu', () => {
     }
   });
 
-  it('BatchMatMul: batched, transposed, broadcast, and their gradients', async () => {
+  it('BatchMatMul: batched (small and large entries), transposed, broadcast, and their gradients', async () => {
     const cases: Array<[number[], number[], boolean, boolean]> = [
       [[5, 3, 4], [5, 4, 2], false, false],
       [[5, 4, 3], [5, 4, 2], true, false],
@@ -98,6 +98,10 @@ describe('wasm Slice and BatchMatMul match cpu', () => {
       [[2, 3, 3, 4], [2, 3, 4, 5], false, false],
       [[1, 3, 4], [6, 4, 2], false, false],
       [[6, 3, 4], [4, 2], false, false],
+      // Entries past the small-product loop's limit go through XNNPACK one by one.
+      [[3, 64, 48], [3, 48, 64], false, false],
+      [[3, 48, 64], [3, 64, 48], true, true],
+      [[1, 64, 48], [3, 48, 64], false, false],
     ];
     for (const [sa, sb, ta, tb] of cases) {
       const what = `matMul ${sa} x ${sb} transposeA=${ta} transposeB=${tb}`;
