@@ -14,7 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {Command, Option} from 'commander';
 
-import {RESNET18_LAYERS} from '../src/cli/demo.js';
+import {RESNET18_LAYERS} from '../src/cli/isometry.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';

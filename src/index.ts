@@ -20,3 +20,42 @@ export {smallCnn} from './models/small_cnn.js';
 export type {SmallCnnArgs} from './models/small_cnn.js';
 export {TrainStep} from './training/step.js';
 export type {TrainStepArgs} from './training/step.js';
+export {BN_EPSILON, BN_MOMENTUM} from './layers/batch_norm.js';
+export {SpectralNormConv2D, spectralNormConv2d} from './layers/spectral_norm.js';
+export type {SpectralNormConv2DArgs} from './layers/spectral_norm.js';
+export {OniConv2D, oniConv2d, oniKernel} from './layers/oni.js';
+export type {OniConv2DArgs} from './layers/oni.js';
+export {ARCHITECTURES, buildModel} from './models/build.js';
+export type {Architecture, ModelSpec} from './models/build.js';
+export {layerSpectralNorms} from './analysis/layer_spectra.js';
+export type {LayerSpectralNorm} from './analysis/layer_spectra.js';
+export {setLeanBackprop} from './engine/lean_backprop.js';
+
+// Data
+export type {ImageDataset} from './data/dataset.js';
+export {datasetSize} from './data/dataset.js';
+export {Rng} from './data/random.js';
+export {CIFAR_NORMALIZATION, makeBatch} from './data/batches.js';
+export type {Augmentation, BatchOptions, Normalization} from './data/batches.js';
+export {DATASET_NAMES, loadDataset} from './data/load.js';
+export type {DatasetName, LoadDatasetOptions} from './data/load.js';
+export {loadCifar, parseCifarRecords} from './data/cifar.js';
+export {loadFashionMnist, loadMnist} from './data/mnist.js';
+export {loadEmbeddedMnist} from './data/mnist_embedded.js';
+export {readIdxImages, readIdxLabels} from './data/idx.js';
+export {applyLabelNoise, CIFAR10_ASYMMETRIC_FLIPS} from './data/noise.js';
+export type {LabelNoiseOptions, LabelNoiseResult} from './data/noise.js';
+export {subset, trainFraction, validationSplit} from './data/splits.js';
+
+// Training
+export {train} from './training/trainer.js';
+export type {EpochRecord, TrainOptions, TrainResult} from './training/trainer.js';
+export {learningRateAt, parseSchedule} from './training/schedule.js';
+export type {Schedule} from './training/schedule.js';
+export {evaluate, topKAccuracy} from './training/metrics.js';
+export type {EvalResult} from './training/metrics.js';
+export {loadCheckpoint, readCheckpoint, TrainError} from './training/checkpoint.js';
+export {ocnnLoss, ocnnPenalty} from './training/ocnn.js';
+export type {OcnnOptions} from './training/ocnn.js';
+export {checkExperiment, runExperiment} from './cli/experiment.js';
+export type {ExperimentConfig} from './cli/experiment.js';

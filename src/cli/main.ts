@@ -1,8 +1,19 @@
 #!/usr/bin/env node
+import {readFileSync} from 'node:fs';
+import {join} from 'node:path';
+
 import {Command, Option} from 'commander';
 
-import {BACKENDS, BackendName, useBackend} from '../engine/backend.js';
-import {DemoRow, formatDemo, RESNET18_LAYERS, runDemoLayer} from './demo.js';
+import {DATASET_NAMES, DatasetName, loadDataset} from '../data/load.js';
+import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../engine/backend.js';
+import {ARCHITECTURES, buildModel, ModelSpec} from '../models/build.js';
+import {NORMS, NormKind} from '../models/blocks.js';
+import {loadCheckpoint, readCheckpoint} from '../training/checkpoint.js';
+import {evaluate} from '../training/metrics.js';
+import {SCHEDULE_SYNTAX} from '../training/schedule.js';
+import {formatDemoResults, runDemo} from './demo.js';
+import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, ExperimentConfig, runExperiment} from './experiment.js';
+import {DemoRow, formatDemo, RESNET18_LAYERS, runDemoLayer} from './isometry.js';
 
 function integer(flag: string) {
   return (value: string) => {
@@ -12,10 +23,46 @@ function integer(flag: string) {
   };
 }
 
-async function demo(options: {backend?: BackendName; seed: number}): Promise<void> {
-  const backend = await useBackend(options.backend);
+function number(flag: string) {
+  return (value: string) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new Error(`${flag} must be a number, got '${value}'`);
+    return n;
+  };
+}
+
+const backendOption = () =>
+  new Option('--backend <name>', 'tfjs backend (default: the fastest available)').choices([...BACKENDS]);
+const threadsOption = () =>
+  new Option('--threads <n>', 'wasm threads (default: CONVNORM_WASM_THREADS, else the cores, at most 4)')
+    .argParser(integer('--threads'));
+
+async function startBackend(options: {backend?: BackendName; threads?: number}): Promise<string> {
+  const backend = await useBackend(options.backend, {wasmThreads: options.threads});
+  return backend === 'wasm' ? `wasm, ${wasmThreadCount()} thread(s)` : backend;
+}
+
+async function demo(options: {backend?: BackendName; threads?: number; seed: number; epochs: number;
+                              noise: number; out?: string}): Promise<void> {
+  const engine = await startBackend(options);
+  const outDir = options.out ?? join('runs', `demo-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  console.log(`The reference's small CNN on 8,000 embedded MNIST digits with ${100 * options.noise} % ` +
+              `symmetric label noise, ${options.epochs} epochs (batch 128, SGD lr 0.1 cosine, momentum 0.9, ` +
+              `weight decay 1e-4, seed ${options.seed}), BatchNorm vs ConvNorm(+BN). tfjs backend: ${engine}.`);
+  const results = await runDemo({outDir, epochs: options.epochs, noise: options.noise, seed: options.seed,
+                                 batchSize: 128, lr: 0.1, norms: ['bn', 'convnorm'], log: process.stderr});
+  console.log('\n' + formatDemoResults(results));
+  console.log('\nclean test top-1: the 2,000 held-out digits with their true labels. noisy train top-1: agreement ' +
+              'with the corrupted training labels in the last epoch (high = memorizing the noise).\n' +
+              'layer spectral norms: largest singular value of each conv unit as applied in inference (conv, ' +
+              'ConvNorm\'s preconditioning and affine filter, BatchNorm\'s scale), circular boundary, stride ignored.');
+  console.log(`\nRuns written to ${outDir}/ (metrics.jsonl, checkpoint/, experiment.json, label-noise.json per norm).`);
+}
+
+async function isometry(options: {backend?: BackendName; threads?: number; seed: number}): Promise<void> {
+  const engine = await startBackend(options);
   console.log(`ConvNorm on CIFAR ResNet-18's 3x3 layer shapes, random weights (seed ${options.seed}), ` +
-              `tfjs backend ${backend}.\n` +
+              `tfjs backend ${engine}.\n` +
               'isometry err: max over channels k and frequencies f of |sum_j |FFT(filter_kj)(f)|^2 - 1|, ' +
               '0 when every channel is an isometry.\n' +
               'channel norm / layer norm: largest spectral norm of one output channel / of the whole layer,\n' +
@@ -30,24 +77,166 @@ async function demo(options: {backend?: BackendName; seed: number}): Promise<voi
   }
   if (process.stdout.isTTY) process.stdout.write('\r');
   console.log(formatDemo(rows));
-
   const spec = RESNET18_LAYERS[1];
   const scaled = runDemoLayer(spec, options.seed, 10);
   console.log(`\nScale invariance (${spec.name}, weights x10): conv layer norm ${rows[1].conv.spectralNorm.toFixed(3)}` +
               ` -> ${scaled.conv.spectralNorm.toFixed(3)}, ConvNorm ${rows[1].convNorm.spectralNorm.toFixed(3)}` +
               ` -> ${scaled.convNorm.spectralNorm.toFixed(3)}.`);
-  console.log('Every ConvNorm channel is an isometry (channel norm 1) whatever the weights; the layer norm lies ' +
-              'between 1 and sqrt(C_out), set by how correlated the channels are.');
+}
+
+/** Settings from the config file, overridden by the flags given on the command line. */
+function experimentSettings(command: Command): Partial<ExperimentConfig> {
+  const options = command.opts();
+  let settings: Partial<ExperimentConfig> = {};
+  if (options.config !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(options.config, 'utf8');
+    } catch (e) {
+      throw new Error(`cannot read the config file ${options.config}: ${(e as Error).message}`);
+    }
+    try {
+      settings = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`the config file ${options.config} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+      throw new Error(`the config file ${options.config} must hold one JSON object of settings`);
+    }
+  }
+  for (const key of Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir'])) {
+    const source = command.getOptionValueSource(key);
+    if (source === 'cli' || (source === 'default' && !(key in settings))) {
+      (settings as Record<string, unknown>)[key] = options[key];
+    }
+  }
+  return settings;
+}
+
+async function trainCommand(_: unknown, command: Command): Promise<void> {
+  const config = checkExperiment(experimentSettings(command));
+  const options = command.opts();
+  const engine = await startBackend(options);
+  console.error(`tfjs backend: ${engine}`);
+  const run = await runExperiment(config, {progress: options.progress});
+  run.model.dispose();
+  const last = run.history[run.history.length - 1];
+  const monitor = config.validation > 0 ? 'validation' : 'test';
+  console.log(`${run.config.model} ${run.config.norm}: ${run.epochs} epochs; ${monitor} top-1 ` +
+              `${(100 * last.testTop1!).toFixed(2)} %, top-5 ${(100 * last.testTop5!).toFixed(2)} %. ` +
+              `Run: ${run.runDir}`);
+}
+
+async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?: string; split: 'train' | 'test';
+                                                     batchSize: number; model?: string; norm?: NormKind;
+                                                     backend?: BackendName; threads?: number}): Promise<void> {
+  const state = await readCheckpoint(runDir);
+  if (state === null) throw new Error(`${runDir} holds no complete checkpoint`);
+  const spec = state.config.model.spec as unknown as ModelSpec | null;
+  if (spec === null) throw new Error(`the checkpoint in ${runDir} does not say how its model was built`);
+  let experiment: Partial<ExperimentConfig> = {};
+  try {
+    experiment = JSON.parse(readFileSync(join(runDir, 'experiment.json'), 'utf8'));
+  } catch {
+    // A run made through the library rather than the CLI: the dataset must be named.
+  }
+  const wanted = {...spec, architecture: options.model ?? spec.architecture, norm: options.norm ?? spec.norm} as ModelSpec;
+  const datasetName = options.dataset ?? experiment.dataset;
+  if (datasetName === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
+  const engine = await startBackend(options);
+  const ds = loadDataset(datasetName, {split: options.split, root: options.dataRoot ?? experiment.dataRoot});
+  const model = buildModel(wanted);
+  try {
+    await loadCheckpoint(model, runDir, {modelSpec: wanted as unknown as Record<string, unknown>});
+    const result = await evaluate(model, ds, {batchSize: options.batchSize,
+                                              normalization: datasetNormalization(datasetName as DatasetName)});
+    console.log(`${runDir} (epoch ${state.epoch}, ${wanted.architecture} ${wanted.norm}) on ${datasetName} ${options.split}, ` +
+                `${result.count} images, backend ${engine}: top-1 ${(100 * result.top1).toFixed(2)} %, ` +
+                `top-5 ${(100 * result.top5).toFixed(2)} %, loss ${result.loss.toFixed(4)}`);
+  } finally {
+    model.dispose();
+  }
 }
 
 const program = new Command('convnorm')
   .description('Convolutional Normalization (Liu et al., NeurIPS 2021) for TensorFlow.js');
 
 program.command('demo')
-  .description('ConvNorm layers on random weights next to plain convolutions: isometry error and spectral norms')
-  .addOption(new Option('--backend <name>', 'tfjs backend (default: the fastest available)').choices([...BACKENDS]))
-  .addOption(new Option('--seed <n>', 'seed of the random weights and inputs').default(0).argParser(integer('--seed')))
+  .description('the main job: the small CNN with BatchNorm and with ConvNorm on the embedded MNIST digits ' +
+               'with 40 % symmetric label noise, side by side')
+  .addOption(new Option('--epochs <n>', 'epochs per model').default(3).argParser(integer('--epochs')))
+  .addOption(new Option('--noise <fraction>', 'symmetric label noise').default(0.4).argParser(number('--noise')))
+  .addOption(new Option('--seed <n>', 'seed of everything').default(0).argParser(integer('--seed')))
+  .addOption(new Option('--out <dir>', 'where the runs go (default: a new runs/demo-<time>/)'))
+  .addOption(backendOption())
+  .addOption(threadsOption())
   .action(demo);
+
+program.command('isometry')
+  .description('ConvNorm layers on random weights next to plain convolutions: isometry error and spectral norms')
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .addOption(new Option('--seed <n>', 'seed of the random weights and inputs').default(0).argParser(integer('--seed')))
+  .action(isometry);
+
+const d = DEFAULT_EXPERIMENT;
+program.command('train')
+  .description('train one model on one dataset, e.g. ResNet-18 with ConvNorm on CIFAR-10 with 40 % symmetric ' +
+               'label noise: convnorm train --dataset cifar10 --data-root ~/cifar-10-batches-bin --model resnet18 ' +
+               '--norm convnorm --noise 0.4')
+  .addOption(new Option('--config <file>', 'JSON file of settings (keys as the long options in camelCase, e.g. ' +
+                        '"dataRoot"); flags given on the command line override it'))
+  .addOption(new Option('--dataset <name>', 'dataset').choices([...DATASET_NAMES]).default(d.dataset))
+  .addOption(new Option('--data-root <dir>', 'folder of the dataset files (CIFAR binary version; IDX files for ' +
+                        'MNIST / Fashion-MNIST, default /usr/share/datasets/fashion-mnist for the latter)'))
+  .addOption(new Option('--model <name>', 'architecture').choices([...ARCHITECTURES]).default(d.model))
+  .addOption(new Option('--norm <name>', 'normalization after each conv').choices([...NORMS]).default(d.norm))
+  .addOption(new Option('--epochs <n>', 'epochs').default(d.epochs).argParser(integer('--epochs')))
+  .addOption(new Option('--batch-size <n>', 'training batch size').default(d.batchSize).argParser(integer('--batch-size')))
+  .addOption(new Option('--lr <rate>', 'initial learning rate').default(d.lr).argParser(number('--lr')))
+  .addOption(new Option('--schedule <spec>', `learning-rate schedule per epoch: ${SCHEDULE_SYNTAX} ` +
+                        '(multistep alone = /10 at epochs 40 and 80, the reference)').default(d.schedule))
+  .addOption(new Option('--momentum <m>', 'SGD momentum').default(d.momentum).argParser(number('--momentum')))
+  .addOption(new Option('--weight-decay <wd>', 'L2 weight decay (added to the gradients, as PyTorch\'s SGD)')
+    .default(d.weightDecay).argParser(number('--weight-decay')))
+  .addOption(new Option('--seed <n>', 'seed of initialization, noise, subsets, shuffles and augmentation')
+    .default(d.seed).argParser(integer('--seed')))
+  .addOption(new Option('--noise <fraction>', 'fraction of training labels corrupted').default(d.noise)
+    .argParser(number('--noise')))
+  .addOption(new Option('--noise-type <kind>', 'symmetric: any class uniformly; asymmetric: the reference\'s ' +
+                        'CIFAR-10 flips (truck->automobile, bird->airplane, cat<->dog, deer->horse)')
+    .choices(['symmetric', 'asymmetric']).default(d.noiseType))
+  .addOption(new Option('--train-fraction <f>', 'fraction of the training set used, per class (data scarcity)')
+    .default(d.trainFraction).argParser(number('--train-fraction')))
+  .addOption(new Option('--validation <size>', 'images held out of training for per-epoch validation: a fraction ' +
+                        'in (0, 1) or a count; the test set is then not looked at during training')
+    .default(d.validation).argParser(number('--validation')))
+  .addOption(new Option('--augment', 'random crop (4-pixel padding) and horizontal flip (default for CIFAR)'))
+  .addOption(new Option('--no-augment', 'no augmentation (default for digits)'))
+  .addOption(new Option('--ocnn-lambda <l>', 'weight of the OCNN orthogonality penalty in the loss (0 = off)')
+    .default(d.ocnnLambda).argParser(number('--ocnn-lambda')))
+  .addOption(new Option('--run-dir <dir>', 'where the run is written (default runs/<dataset>-<model>-<norm>-noise<f>-seed<n>)'))
+  .addOption(new Option('--resume', 'continue the run in the run directory from its last checkpoint').default(false))
+  .addOption(new Option('--overwrite', 'replace an existing run in the run directory').default(false))
+  .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'lines', 'none']).default('auto'))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(trainCommand);
+
+program.command('eval')
+  .description('evaluate a run\'s last checkpoint: top-1 / top-5 accuracy and loss')
+  .argument('<run-dir>', 'directory of a run made by convnorm train')
+  .addOption(new Option('--dataset <name>', 'dataset (default: the run\'s)').choices([...DATASET_NAMES]))
+  .addOption(new Option('--data-root <dir>', 'folder of the dataset files (default: the run\'s)'))
+  .addOption(new Option('--split <split>', 'which split').choices(['train', 'test']).default('test'))
+  .addOption(new Option('--model <name>', 'expected architecture (refused when the checkpoint is another)')
+    .choices([...ARCHITECTURES]))
+  .addOption(new Option('--norm <name>', 'expected normalization (refused when the checkpoint has another)')
+    .choices([...NORMS]))
+  .addOption(new Option('--batch-size <n>', 'evaluation batch size').default(256).argParser(integer('--batch-size')))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(evalCommand);
 
 program.parseAsync().catch((e: Error) => {
   console.error(`convnorm: ${e.message}`);

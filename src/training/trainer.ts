@@ -106,6 +106,12 @@ export interface TrainOptions {
   settings?: Record<string, unknown>;
   /** Directory of the run: metrics.jsonl and checkpoint/. */
   runDir: string;
+  /**
+   * Files written into the run directory when a fresh run starts (name -> text),
+   * e.g. the experiment's full configuration or its label-noise record. Each is
+   * written to a temporary name and renamed. A resumed run keeps the originals.
+   */
+  runFiles?: Record<string, string>;
   /** Continue the run in runDir from its last checkpoint. */
   resume?: boolean;
   /** Delete runDir (when it holds a run) and start afresh. */
@@ -227,6 +233,11 @@ async function prepareRunDir(o: TrainOptions, config: RunConfig): Promise<number
     }
   }
   await mkdir(dir, {recursive: true});
+  for (const [name, text] of Object.entries(o.runFiles ?? {})) {
+    if (name.includes('/') || RUN_MARKERS.includes(name)) fail(`runFiles: '${name}' is not a plain file name of its own`);
+    await writeFile(join(dir, `${name}.tmp`), text);
+    await rename(join(dir, `${name}.tmp`), join(dir, name));
+  }
   await writeFile(join(dir, METRICS_FILE), '');
   return 0;
 }

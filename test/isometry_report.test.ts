@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import {describe, it} from 'node:test';
 
-import {formatDemo, runDemoLayer} from '../src/cli/demo.js';
+import {formatDemo, runDemoLayer} from '../src/cli/isometry.js';
 import {useTestBackend} from './helpers/backends.js';
 
-describe('convnorm demo', () => {
+describe('convnorm isometry', () => {
   it('reports isometric ConvNorm channels, a non-isometric conv, and scale invariance', async () => {
     await useTestBackend('wasm');
     const spec = {name: 'small 8->12 s2', inChannels: 8, filters: 12, size: 6, strides: 2};

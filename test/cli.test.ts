@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import {spawnSync} from 'node:child_process';
+import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
+import os from 'node:os';
+import {join} from 'node:path';
+import {after, describe, it} from 'node:test';
+
+import {checkExperiment, loadExperimentData} from '../src/cli/experiment.js';
+import {formatDemoResults, runDemo} from '../src/cli/demo.js';
+import {useTestBackend} from './helpers/backends.js';
+
+const root = mkdtempSync(join(os.tmpdir(), 'convnorm-cli-'));
+after(() => rmSync(root, {recursive: true, force: true}));
+
+/** Runs the CLI from source in a child process (1 wasm thread: tests run side by side). */
+function cli(...args: string[]): {status: number | null; stdout: string; stderr: string} {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
+                           {encoding: 'utf8', env: {...process.env, CONVNORM_WASM_THREADS: '1'}, timeout: 240_000});
+  return {status: result.status, stdout: result.stdout, stderr: result.stderr};
+}
+
+// 5 % of the embedded digits (400 images), so a run takes seconds.
+const tiny = ['--dataset', 'mnist-embedded', '--model', 'small-cnn', '--train-fraction', '0.05', '--batch-size', '50',
+              '--progress', 'none'];
+
+describe('convnorm train / eval', () => {
+  it('--help documents every option of train', () => {
+    const {status, stdout} = cli('train', '--help');
+    assert.equal(status, 0);
+    for (const flag of ['--config', '--dataset', '--data-root', '--model', '--norm', '--epochs', '--batch-size', '--lr',
+                        '--schedule', '--momentum', '--weight-decay', '--seed', '--noise', '--noise-type',
+                        '--train-fraction', '--validation', '--augment', '--no-augment', '--ocnn-lambda', '--run-dir',
+                        '--resume', '--overwrite', '--progress', '--backend', '--threads']) {
+      assert.match(stdout, new RegExp(`${flag}\\b`), `train --help does not mention ${flag}`);
+    }
+  });
+
+  it('trains from a config file plus flags, records the noise, refuses to overwrite, resumes, evaluates', () => {
+    const runDir = join(root, 'run');
+    const config = join(root, 'config.json');
+    writeFileSync(config, JSON.stringify({norm: 'bn', epochs: 1, noise: 0.4, schedule: 'constant', lr: 0.05}));
+    const first = cli('train', ...tiny, '--config', config, '--run-dir', runDir, '--seed', '3');
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /small-cnn bn: 1 epochs; test top-1 \d+\.\d+ %/);
+    const lines = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 1);
+    const experiment = JSON.parse(readFileSync(join(runDir, 'experiment.json'), 'utf8'));
+    // The config file's settings, the flag's seed.
+    assert.deepEqual([experiment.norm, experiment.noise, experiment.seed, experiment.lr], ['bn', 0.4, 3, 0.05]);
+    // The noise record matches the labels the run trained on.
+    const noise = JSON.parse(readFileSync(join(runDir, 'label-noise.json'), 'utf8'));
+    const data = loadExperimentData(checkExperiment({...experiment, runDir: undefined}));
+    const clean = loadExperimentData(checkExperiment({...experiment, noise: 0, runDir: undefined}));
+    const changed = data.train.labels.filter((l, i) => l !== clean.train.labels[i]).length;
+    assert.equal(noise.changed, changed);
+    assert.equal(noise.selected, Math.round(0.4 * 400));
+    assert.ok(changed > 0.25 * 400 && changed < 0.45 * 400, `changed ${changed} of 400`);
+
+    const again = cli('train', ...tiny, '--config', config, '--run-dir', runDir, '--seed', '3');
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already exists; resume to continue that run, or overwrite/);
+
+    const resumed = cli('train', ...tiny, '--config', config, '--run-dir', runDir, '--seed', '3', '--epochs', '2',
+                        '--resume');
+    assert.equal(resumed.status, 0, resumed.stderr);
+    assert.equal(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
+
+    const evaluated = cli('eval', runDir);
+    assert.equal(evaluated.status, 0, evaluated.stderr);
+    assert.match(evaluated.stdout, /epoch 2, small-cnn bn\) on mnist-embedded test, 2000 images.*top-1 \d+\.\d+ %, top-5/);
+    // The test accuracy eval reports is the one the run logged after its last epoch.
+    const last = JSON.parse(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n')[1]);
+    assert.ok(evaluated.stdout.includes(`top-1 ${(100 * last.testTop1).toFixed(2)} %`), evaluated.stdout);
+
+    const wrong = cli('eval', runDir, '--model', 'resnet18');
+    assert.equal(wrong.status, 1);
+    assert.match(wrong.stderr, /architecture|another model|resnet18/i);
+  });
+
+  it('refuses an unknown model, an unknown norm, a missing dataset folder and a bad config file', () => {
+    const model = cli('train', '--model', 'vgg16');
+    assert.equal(model.status, 1);
+    assert.match(model.stderr, /vgg16/);
+    const norm = cli('train', '--norm', 'layernorm');
+    assert.equal(norm.status, 1);
+    assert.match(norm.stderr, /layernorm/);
+    const missing = join(root, 'no-such-cifar');
+    const data = cli('train', '--dataset', 'cifar10', '--data-root', missing, '--run-dir', join(root, 'x'));
+    assert.equal(data.status, 1);
+    assert.ok(data.stderr.includes(missing), data.stderr);
+    assert.equal(existsSync(join(root, 'x')), false, 'a failed start left a run directory');
+    const badKey = join(root, 'bad.json');
+    writeFileSync(badKey, JSON.stringify({epochz: 3}));
+    const key = cli('train', '--config', badKey);
+    assert.equal(key.status, 1);
+    assert.match(key.stderr, /unknown setting 'epochz'/);
+    writeFileSync(badKey, '{"epochs": ');
+    const json = cli('train', '--config', badKey);
+    assert.equal(json.status, 1);
+    assert.match(json.stderr, /not valid JSON/);
+    const range = cli('train', '--noise', '1.5');
+    assert.equal(range.status, 1);
+    assert.match(range.stderr, /noise must be a number in \[0, 1\]/);
+  });
+});
+
+describe('convnorm demo', () => {
+  it('trains BN and ConvNorm side by side and reports accuracy and layer spectral norms', async () => {
+    await useTestBackend('wasm');
+    const results = await runDemo({outDir: join(root, 'demo'), epochs: 3, noise: 0.2, seed: 1, batchSize: 25, lr: 0.05,
+                                   norms: ['bn', 'convnorm'], trainFraction: 0.05, log: null});
+    assert.deepEqual(results.map(r => r.norm), ['bn', 'convnorm']);
+    for (const r of results) {
+      assert.ok(existsSync(join(r.runDir, 'checkpoint', 'weights.bin')));
+      // 10 classes: a model that learned nothing scores ~10 %.
+      assert.ok(r.testTop1 > 0.3 && r.testTop1 <= 1, `${r.norm} test top-1 ${r.testTop1}`);
+      assert.equal(r.spectralNorms.length, 6);
+      assert.ok(r.spectralNorms.every(s => Number.isFinite(s) && s > 0), `${r.spectralNorms}`);
+    }
+    const table = formatDemoResults(results).split('\n');
+    assert.equal(table.length, 4);
+    assert.match(table[3], /^convnorm /);
+  });
+});
