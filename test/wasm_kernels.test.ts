@@ -61,7 +61,7 @@ describe('wasm training kernels match cpu', () => {
   }
 });
 
-describe('wasm Slice and BatchMatMul match cpu', () => {
+describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
   registerWasmTrainingKernels();
   const compare = async (what: string, run: () => tf.Tensor) => {
     const expected = await gradsOn('cpu', () => [run()]);
@@ -89,6 +89,22 @@ describe('wasm Slice and BatchMatMul match cpu', () => {
     }
   });
 
+  it('Sum over leading axes (its own kernel) and over others (tfjs\'s), with keepDims', async () => {
+    const cases: Array<[number[], number[], boolean]> = [
+      [[4, 5, 6, 7], [0, 1, 2], false],
+      [[4, 5, 6, 7], [2, 0, 1], true],
+      [[9, 3], [0], false],
+      [[3, 4, 5], [0, 1], true],
+      [[4, 5, 6, 7], [1, 2], false],
+      [[4, 5, 6, 7], [0, 1, 2, 3], false],
+      [[4, 5, 6], [-1], false],
+    ];
+    for (const [shape, axes, keepDims] of cases) {
+      await compare(`sum ${shape} over ${axes} keepDims=${keepDims}`,
+                    () => tf.sum(randomTensor(shape, shape.length, 3), axes, keepDims));
+    }
+  });
+
   it('BatchMatMul: batched (small and large entries), transposed, broadcast, and their gradients', async () => {
     const cases: Array<[number[], number[], boolean, boolean]> = [
       [[5, 3, 4], [5, 4, 2], false, false],
@@ -98,7 +114,7 @@ describe('wasm Slice and BatchMatMul match cpu', () => {
       [[2, 3, 3, 4], [2, 3, 4, 5], false, false],
       [[1, 3, 4], [6, 4, 2], false, false],
       [[6, 3, 4], [4, 2], false, false],
-      // Entries past the small-product loop's limit go through XNNPACK one by one.
+      // Entries large enough for XNNPACK's blocked kernels.
       [[3, 64, 48], [3, 48, 64], false, false],
       [[3, 48, 64], [3, 64, 48], true, true],
       [[1, 64, 48], [3, 48, 64], false, false],
