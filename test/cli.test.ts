@@ -8,6 +8,7 @@ import {after, describe, it} from 'node:test';
 import {checkExperiment, loadExperimentData} from '../src/cli/experiment.js';
 import {formatDemoResults, runDemo} from '../src/cli/demo.js';
 import {useTestBackend} from './helpers/backends.js';
+import {CIFAR_SUBSET} from './helpers/datasets.js';
 
 const root = mkdtempSync(join(os.tmpdir(), 'convnorm-cli-'));
 after(() => rmSync(root, {recursive: true, force: true}));
@@ -53,6 +54,8 @@ describe('convnorm train / eval', () => {
     const clean = loadExperimentData(checkExperiment({...experiment, noise: 0, runDir: undefined}));
     const changed = data.train.labels.filter((l, i) => l !== clean.train.labels[i]).length;
     assert.equal(noise.changed, changed);
+    assert.deepEqual(noise.changedIndices,
+                     Array.from(data.train.labels.keys()).filter(i => data.train.labels[i] !== clean.train.labels[i]));
     assert.equal(noise.selected, Math.round(0.4 * 400));
     assert.ok(changed > 0.25 * 400 && changed < 0.45 * 400, `changed ${changed} of 400`);
 
@@ -101,6 +104,34 @@ describe('convnorm train / eval', () => {
     const range = cli('train', '--noise', '1.5');
     assert.equal(range.status, 1);
     assert.match(range.stderr, /noise must be a number in \[0, 1\]/);
+    const ocnn = cli('train', '--norm', 'convnorm', '--ocnn-lambda', '0.001');
+    assert.equal(ocnn.status, 1);
+    assert.match(ocnn.stderr, /OCNN penalty regularizes plain convolutions/);
+    const several = cli('train', '--norm', 'bn,batchnorm');
+    assert.equal(several.status, 1);
+    assert.match(several.stderr, /unknown norm 'batchnorm'/);
+  });
+
+  it('trains several norms side by side on the CIFAR-10 subset, with augmentation', (t) => {
+    if (!existsSync(CIFAR_SUBSET)) {
+      t.skip(`${CIFAR_SUBSET} is absent`);
+      return;
+    }
+    const runDir = join(root, 'cifar');
+    const {status, stdout, stderr} = cli('train', '--dataset', 'cifar10', '--data-root', CIFAR_SUBSET, '--model',
+                                         'small-cnn', '--norm', 'bn,convnorm', '--train-fraction', '0.05', '--epochs',
+                                         '1', '--batch-size', '50', '--lr', '0.05', '--run-dir', runDir,
+                                         '--progress', 'none');
+    assert.equal(status, 0, stderr);
+    for (const norm of ['bn', 'convnorm']) {
+      const experiment = JSON.parse(readFileSync(join(runDir, norm, 'experiment.json'), 'utf8'));
+      assert.equal(experiment.norm, norm);
+      const [line] = readFileSync(join(runDir, norm, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));
+      assert.equal(line.trainImages, 200);
+      assert.equal(line.testImages, 1000);
+    }
+    assert.match(stdout, /norm +epochs +test top-1 +test top-5 +train time +run\n/);
+    assert.match(stdout, /\nconvnorm +1 +\d+\.\d+ %/);
   });
 });
 

@@ -20,8 +20,8 @@ import {Rng} from '../src/data/random.js';
 import {
   complementIndices, sampleIndices, stratifiedCounts, subset, trainFraction, validationSplit,
 } from '../src/data/splits.js';
+import {CIFAR_SUBSET} from './helpers/datasets.js';
 
-const CIFAR_SUBSET = '/work/shared/datasets/cifar-10-subset-bin';
 const FASHION = '/usr/share/datasets/fashion-mnist';
 
 // ---------------------------------------------------------------- helpers

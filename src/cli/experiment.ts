@@ -113,6 +113,10 @@ export function checkExperiment(partial: Partial<ExperimentConfig>): ExperimentC
     bad(`noiseType must be symmetric or asymmetric, got '${c.noiseType}'`);
   }
   if (c.resume && c.overwrite) bad('resume and overwrite exclude each other');
+  if (c.ocnnLambda > 0 && c.norm !== 'bn' && c.norm !== 'none') {
+    bad(`the OCNN penalty regularizes plain convolutions: use it with norm bn or none (the paper's OCNN ` +
+        `baseline), not ${c.norm}`);
+  }
   parseSchedule(c.schedule, {epochs: c.epochs, lr: c.lr});
   return c;
 }
@@ -129,8 +133,12 @@ export interface ExperimentData {
   /** Evaluated after each epoch: the validation split when there is one, else the test set. */
   monitor: ImageDataset;
   test: ImageDataset;
-  /** Which training labels the noise changed, as indices into `train`. */
-  noise: {changed: number; selected: number; noisyIndices: number[]};
+  /**
+   * The label noise, as indices into `train`: those the noise selected
+   * (`noisyIndices`) and those whose label it actually changed (a selected
+   * label can be redrawn as its true class).
+   */
+  noise: {changed: number; selected: number; noisyIndices: number[]; changedIndices: number[]};
 }
 
 export function loadExperimentData(c: ExperimentConfig): ExperimentData {
@@ -144,13 +152,14 @@ export function loadExperimentData(c: ExperimentConfig): ExperimentData {
     trainSet = split.train;
     monitor = split.validation;
   }
-  let noise = {changed: 0, selected: 0, noisyIndices: [] as number[]};
+  let noise = {changed: 0, selected: 0, noisyIndices: [] as number[], changedIndices: [] as number[]};
   if (c.noise > 0) {
     const result = applyLabelNoise(trainSet.labels, {kind: c.noiseType, fraction: c.noise,
                                                      numClasses: trainSet.numClasses, rng: Rng.derive(c.seed, STREAM.noise)});
     trainSet = {...trainSet, labels: result.labels};
-    noise = {changed: result.changed.reduce((a, b) => a + b, 0), selected: result.noisyIndices.length,
-             noisyIndices: Array.from(result.noisyIndices)};
+    const changedIndices = Array.from(result.changed.keys()).filter(i => result.changed[i] === 1);
+    noise = {changed: changedIndices.length, selected: result.noisyIndices.length,
+             noisyIndices: Array.from(result.noisyIndices), changedIndices};
   }
   return {train: trainSet, monitor, test, noise};
 }

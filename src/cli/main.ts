@@ -11,6 +11,7 @@ import {NORMS, NormKind} from '../models/blocks.js';
 import {loadCheckpoint, readCheckpoint} from '../training/checkpoint.js';
 import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
+import {formatTable} from '../report/table.js';
 import {formatDemoResults, runDemo} from './demo.js';
 import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, ExperimentConfig, runExperiment} from './experiment.js';
 import {DemoRow, formatDemo, RESNET18_LAYERS, runDemoLayer} from './isometry.js';
@@ -114,17 +115,34 @@ function experimentSettings(command: Command): Partial<ExperimentConfig> {
 }
 
 async function trainCommand(_: unknown, command: Command): Promise<void> {
-  const config = checkExperiment(experimentSettings(command));
+  const settings = experimentSettings(command);
+  // Several norms (--norm bn,convnorm) train one after the other on the same data, seed and noise.
+  const norms = (Array.isArray(settings.norm) ? settings.norm : String(settings.norm ?? DEFAULT_EXPERIMENT.norm).split(','))
+    .map(n => n.trim());
+  const configs = norms.map(norm => checkExperiment({
+    ...settings, norm: norm as NormKind,
+    runDir: settings.runDir !== undefined && norms.length > 1 ? join(settings.runDir, norm) : settings.runDir,
+  }));
   const options = command.opts();
   const engine = await startBackend(options);
   console.error(`tfjs backend: ${engine}`);
-  const run = await runExperiment(config, {progress: options.progress});
-  run.model.dispose();
-  const last = run.history[run.history.length - 1];
-  const monitor = config.validation > 0 ? 'validation' : 'test';
-  console.log(`${run.config.model} ${run.config.norm}: ${run.epochs} epochs; ${monitor} top-1 ` +
-              `${(100 * last.testTop1!).toFixed(2)} %, top-5 ${(100 * last.testTop5!).toFixed(2)} %. ` +
-              `Run: ${run.runDir}`);
+  const rows: string[][] = [];
+  for (const config of configs) {
+    const run = await runExperiment(config, {progress: options.progress});
+    run.model.dispose();
+    const last = run.history[run.history.length - 1];
+    const monitor = config.validation > 0 ? 'validation' : 'test';
+    console.log(`${run.config.model} ${run.config.norm}: ${run.epochs} epochs; ${monitor} top-1 ` +
+                `${(100 * last.testTop1!).toFixed(2)} %, top-5 ${(100 * last.testTop5!).toFixed(2)} %. ` +
+                `Run: ${run.runDir}`);
+    rows.push([config.norm, String(run.epochs), `${(100 * last.testTop1!).toFixed(2)} %`,
+               `${(100 * last.testTop5!).toFixed(2)} %`,
+               `${run.history.reduce((t, r) => t + r.trainSeconds, 0).toFixed(0)} s`, run.runDir]);
+  }
+  if (rows.length > 1) {
+    const monitor = configs[0].validation > 0 ? 'validation' : 'test';
+    console.log('\n' + formatTable(['norm', 'epochs', `${monitor} top-1`, `${monitor} top-5`, 'train time', 'run'], rows));
+  }
 }
 
 async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?: string; split: 'train' | 'test';
@@ -190,7 +208,9 @@ program.command('train')
   .addOption(new Option('--data-root <dir>', 'folder of the dataset files (CIFAR binary version; IDX files for ' +
                         'MNIST / Fashion-MNIST, default /usr/share/datasets/fashion-mnist for the latter)'))
   .addOption(new Option('--model <name>', 'architecture').choices([...ARCHITECTURES]).default(d.model))
-  .addOption(new Option('--norm <name>', 'normalization after each conv').choices([...NORMS]).default(d.norm))
+  .addOption(new Option('--norm <names>', `normalization after each conv: ${NORMS.join(', ')}; several, ` +
+                        'comma-separated (bn,convnorm), train one after the other on the same data and seed, ' +
+                        'each in <run-dir>/<norm> when --run-dir is given').default(d.norm))
   .addOption(new Option('--epochs <n>', 'epochs').default(d.epochs).argParser(integer('--epochs')))
   .addOption(new Option('--batch-size <n>', 'training batch size').default(d.batchSize).argParser(integer('--batch-size')))
   .addOption(new Option('--lr <rate>', 'initial learning rate').default(d.lr).argParser(number('--lr')))
