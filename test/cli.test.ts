@@ -24,6 +24,15 @@ function cli(...args: string[]): {status: number | null; stdout: string; stderr:
 const tiny = ['--dataset', 'mnist-embedded', '--model', 'small-cnn', '--train-fraction', '0.05', '--batch-size', '50',
               '--progress', 'none'];
 
+describe('the built command (dist/, as npx runs it)', () => {
+  it('starts under plain Node, without tsx, and lists its commands', () => {
+    // tsx resolves imports plain Node does not (extension-less ESM deep imports): run what users run.
+    const result = spawnSync(process.execPath, ['dist/cli/main.js', '--help'], {encoding: 'utf8'});
+    assert.equal(result.status, 0, result.stderr);
+    for (const command of ['demo', 'isometry', 'train', 'eval']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+  });
+});
+
 describe('convnorm train / eval', () => {
   it('--help documents every option of train', () => {
     const {status, stdout} = cli('train', '--help');
