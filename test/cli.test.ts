@@ -89,6 +89,20 @@ describe('convnorm train / eval', () => {
     assert.match(wrong.stderr, /architecture|another model|resnet18/i);
   });
 
+  it('holds out a validation split for the per-epoch metrics and scores the test set once at the end', () => {
+    const runDir = join(root, 'validation');
+    const {status, stdout, stderr} = cli('train', ...tiny, '--norm', 'bn', '--epochs', '1', '--validation', '100',
+                                         '--run-dir', runDir);
+    assert.equal(status, 0, stderr);
+    const [line] = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map(l => JSON.parse(l));
+    assert.deepEqual([line.trainImages, line.testImages], [300, 100]);
+    const test = JSON.parse(readFileSync(join(runDir, 'test.json'), 'utf8'));
+    assert.equal(test.count, 2000);
+    assert.ok(test.top1 >= 0 && test.top1 <= 1 && test.top5 >= test.top1);
+    assert.ok(stdout.includes(`validation top-1 ${(100 * line.testTop1).toFixed(2)} %`), stdout);
+    assert.ok(stdout.includes(`test top-1 ${(100 * test.top1).toFixed(2)} %`), stdout);
+  });
+
   it('refuses an unknown model, an unknown norm, a missing dataset folder and a bad config file', () => {
     const model = cli('train', '--model', 'vgg16');
     assert.equal(model.status, 1);

@@ -4,6 +4,7 @@
  * validation split as asked), a model with a normalization, and a training
  * run. `convnorm train` and `convnorm demo` both run through here.
  */
+import {rename, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 
 import {Augmentation, CIFAR_NORMALIZATION, Normalization} from '../data/batches.js';
@@ -15,6 +16,7 @@ import {trainFraction, validationSplit} from '../data/splits.js';
 import {ARCHITECTURES, Architecture, buildModel, checkArchitecture, ModelSpec} from '../models/build.js';
 import {checkNorm, NORMS, NormKind} from '../models/blocks.js';
 import {ocnnLoss} from '../training/ocnn.js';
+import {evaluate, EvalResult} from '../training/metrics.js';
 import {parseSchedule} from '../training/schedule.js';
 import {train, TrainOptions, TrainResult} from '../training/trainer.js';
 
@@ -177,6 +179,11 @@ export interface ExperimentOptions {
 
 export interface ExperimentResult extends TrainResult {
   config: ExperimentConfig;
+  /**
+   * The test set scored once after training, when a validation split took its
+   * place during training (also written to <runDir>/test.json).
+   */
+  finalTest?: EvalResult;
   data: ExperimentData;
   model: ReturnType<typeof buildModel>;
 }
@@ -208,7 +215,14 @@ export async function runExperiment(partial: Partial<ExperimentConfig>,
       },
       log: options.log, progress: options.progress, onEpoch: options.onEpoch,
     });
-    return {...result, config: {...config, runDir}, data, model};
+    let finalTest: EvalResult | undefined;
+    if (config.validation > 0) {
+      finalTest = await evaluate(model, data.test, {normalization: datasetNormalization(config.dataset)});
+      const path = join(runDir, 'test.json');
+      await writeFile(`${path}.tmp`, JSON.stringify({epoch: result.epochs, ...finalTest}) + '\n');
+      await rename(`${path}.tmp`, path);
+    }
+    return {...result, config: {...config, runDir}, data, model, finalTest};
   } catch (e) {
     model.dispose();
     throw e;

@@ -132,8 +132,10 @@ async function trainCommand(_: unknown, command: Command): Promise<void> {
     run.model.dispose();
     const last = run.history[run.history.length - 1];
     const monitor = config.validation > 0 ? 'validation' : 'test';
+    const test = run.finalTest === undefined ? ''
+      : `; test top-1 ${(100 * run.finalTest.top1).toFixed(2)} %, top-5 ${(100 * run.finalTest.top5).toFixed(2)} %`;
     console.log(`${run.config.model} ${run.config.norm}: ${run.epochs} epochs; ${monitor} top-1 ` +
-                `${(100 * last.testTop1!).toFixed(2)} %, top-5 ${(100 * last.testTop5!).toFixed(2)} %. ` +
+                `${(100 * last.testTop1!).toFixed(2)} %, top-5 ${(100 * last.testTop5!).toFixed(2)} %${test}. ` +
                 `Run: ${run.runDir}`);
     rows.push([config.norm, String(run.epochs), `${(100 * last.testTop1!).toFixed(2)} %`,
                `${(100 * last.testTop5!).toFixed(2)} %`,
@@ -229,7 +231,7 @@ program.command('train')
   .addOption(new Option('--train-fraction <f>', 'fraction of the training set used, per class (data scarcity)')
     .default(d.trainFraction).argParser(number('--train-fraction')))
   .addOption(new Option('--validation <size>', 'images held out of training for per-epoch validation: a fraction ' +
-                        'in (0, 1) or a count; the test set is then not looked at during training')
+                        'in (0, 1) or a count; the test set is then scored once, after training (test.json)')
     .default(d.validation).argParser(number('--validation')))
   .addOption(new Option('--augment', 'random crop (4-pixel padding) and horizontal flip (default for CIFAR)'))
   .addOption(new Option('--no-augment', 'no augmentation (default for digits)'))
