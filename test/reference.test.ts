@@ -87,6 +87,26 @@ for (const backend of TEST_BACKENDS) {
       }
     });
 
+    it('convNorm op, fourier with one image: the C_out x C_in kernel layout agrees with the spatial algorithm', async () => {
+      await useTestBackend(backend);
+      assert.ok(Cout >= 4, 'these fixtures must have C_out >= 4 x (one image) to take that layout');
+      for (const c of ref.cases) {
+        tf.tidy(() => {
+          const x = tf.slice(decode(c.x[0]), 0, 1) as tf.Tensor4D;
+          const kernel = decode(c.kernels[0]) as tf.Tensor4D;
+          const cotangent = tf.slice(decode(c.op.cotangent), 0, 1);
+          const run = (method: ConvNormMethod) => {
+            const args = {strides: c.strides, padding: c.padding, method};
+            const f = (a: tf.Tensor, k: tf.Tensor) => tf.sum(tf.mul(convNorm(a as tf.Tensor4D, k as tf.Tensor4D, args), cotangent));
+            return [convNorm(x, kernel, args), ...tf.grads(f)([x, kernel])];
+          };
+          const [expected, actual] = [run('spatial'), run('fourier')];
+          ['output', 'd/dx', 'd/dkernel'].forEach((what, i) =>
+            assertClose(actual[i], expected[i], TOL, `${caseName(c)} one image: ${what}`));
+        });
+      }
+    });
+
     for (const method of ['spatial', 'fourier'] as const) it(`ConvNorm2D, ${method}: training output, gradients, running V after 3 steps, inference output`, async () => {
       await useTestBackend(backend);
       for (const c of ref.cases) {

@@ -118,6 +118,13 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       [[3, 64, 48], [3, 48, 64], false, false],
       [[3, 48, 64], [3, 64, 48], true, true],
       [[1, 64, 48], [3, 48, 64], false, false],
+      // Few rows against many columns: computed as (B^T A^T)^T.
+      [[3, 8, 48], [3, 48, 64], false, false],
+      [[3, 48, 8], [3, 64, 48], true, true],
+      [[3, 48, 8], [3, 48, 64], true, false],
+      [[3, 8, 48], [1, 48, 64], false, false],
+      [[1, 8, 48], [3, 48, 64], false, false],
+      [[2, 3, 8, 48], [2, 3, 64, 48], false, true],
     ];
     for (const [sa, sb, ta, tb] of cases) {
       const what = `matMul ${sa} x ${sb} transposeA=${ta} transposeB=${tb}`;

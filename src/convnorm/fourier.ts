@@ -155,10 +155,12 @@ function gaussOperand(b: Complex, conj: boolean): GaussOperand {
  * spectrum itself, F x C_in x C_out twice, is never formed. That keeps the
  * 512-channel layers' transient memory to three such tensors.
  */
-function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean): GaussOperand {
+function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean, outByIn = false): GaussOperand {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
+  // outByIn: each frequency's matrix as C_out x C_in (taps given as [kh kw, C_out C_in], v as [F, C_out, 1]).
+  const shape = outByIn ? [p.freqs, p.cout, p.cin] : [p.freqs, p.cin, p.cout];
   const part = (basis: RealMatrix) =>
-    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), [p.freqs, p.cin, p.cout]), v) as tf.Tensor3D);
+    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), shape), v) as tf.Tensor3D);
   const b = conj ? p.kernelBases.conjugate : p.kernelBases.plain;
   return {c: part(b.c), dMinusC: part(b.dMinusC), cPlusD: part(b.cPlusD)};
 }
@@ -200,7 +202,14 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
   const product = tf.customGrad((...args) => {
     const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
-    const z = gaussProduct(split(xSpec, [p.freqs, p.n, p.cin]), kernelOperand(taps, v, p, false), false, false);
+    const x = split(xSpec, [p.freqs, p.n, p.cin]);
+    // With few images against many output channels the wasm backend runs the product as
+    // (K^T X^T)^T, which is free when K is built as C_out x C_in (see its BatchMatMul).
+    const z = p.cout >= 4 * p.n
+      ? gaussProduct(x, kernelOperand(tf.reshape(tf.transpose(tf.reshape(taps, [p.taps, p.cin, p.cout]), [0, 2, 1]),
+                                                 [p.taps, p.cout * p.cin]) as tf.Tensor2D,
+                                      tf.reshape(v, [p.freqs, p.cout, 1]), p, false, true), false, true)
+      : gaussProduct(x, kernelOperand(taps, v, p, false), false, false);
     return {
       value: tf.stack([z.re, z.im]),
       // tfjs runs a custom gradient outside any tidy: without one, every layer's backward
