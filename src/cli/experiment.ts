@@ -4,7 +4,6 @@
  * validation split as asked), a model with a normalization, and a training
  * run. `convnorm train` and `convnorm demo` both run through here.
  */
-import {rename, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 
 import {Augmentation, CIFAR_NORMALIZATION, Normalization} from '../data/batches.js';
@@ -13,6 +12,7 @@ import {DATASET_NAMES, DatasetName, loadDataset} from '../data/load.js';
 import {applyLabelNoise} from '../data/noise.js';
 import {Rng} from '../data/random.js';
 import {trainFraction, validationSplit} from '../data/splits.js';
+import {writeAtomic} from '../io/file_system.js';
 import {ARCHITECTURES, Architecture, buildModel, checkArchitecture, ModelSpec} from '../models/build.js';
 import {checkNorm, NORMS, NormKind} from '../models/blocks.js';
 import {ocnnLoss} from '../training/ocnn.js';
@@ -74,7 +74,8 @@ export function datasetNormalization(name: DatasetName): Normalization {
   return {mean: [0.1307], std: [0.3081]};
 }
 
-const KEYS = Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir']);
+/** Every setting an experiment config may hold (the optional ones have no default). */
+export const EXPERIMENT_KEYS = Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir']);
 
 function bad(message: string): never {
   throw new Error(message);
@@ -83,7 +84,7 @@ function bad(message: string): never {
 /** Fills defaults and checks every field, naming the first bad one. */
 export function checkExperiment(partial: Partial<ExperimentConfig>): ExperimentConfig {
   for (const key of Object.keys(partial)) {
-    if (!KEYS.includes(key)) bad(`unknown setting '${key}'; known: ${KEYS.join(', ')}`);
+    if (!EXPERIMENT_KEYS.includes(key)) bad(`unknown setting '${key}'; known: ${EXPERIMENT_KEYS.join(', ')}`);
   }
   const c = {...DEFAULT_EXPERIMENT, ...partial} as ExperimentConfig;
   if (!(DATASET_NAMES as readonly string[]).includes(c.dataset)) {
@@ -218,9 +219,7 @@ export async function runExperiment(partial: Partial<ExperimentConfig>,
     let finalTest: EvalResult | undefined;
     if (config.validation > 0) {
       finalTest = await evaluate(model, data.test, {normalization: datasetNormalization(config.dataset)});
-      const path = join(runDir, 'test.json');
-      await writeFile(`${path}.tmp`, JSON.stringify({epoch: result.epochs, ...finalTest}) + '\n');
-      await rename(`${path}.tmp`, path);
+      await writeAtomic(join(runDir, 'test.json'), JSON.stringify({epoch: result.epochs, ...finalTest}) + '\n');
     }
     return {...result, config: {...config, runDir}, data, model, finalTest};
   } catch (e) {

@@ -13,7 +13,8 @@ import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
 import {formatDemoResults, runDemo} from './demo.js';
-import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, ExperimentConfig, runExperiment} from './experiment.js';
+import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig,
+        runExperiment} from './experiment.js';
 import {DemoRow, formatDemo, RESNET18_LAYERS, runDemoLayer} from './isometry.js';
 
 function integer(flag: string) {
@@ -105,7 +106,7 @@ function experimentSettings(command: Command): Partial<ExperimentConfig> {
       throw new Error(`the config file ${options.config} must hold one JSON object of settings`);
     }
   }
-  for (const key of Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir'])) {
+  for (const key of EXPERIMENT_KEYS) {
     const source = command.getOptionValueSource(key);
     if (source === 'cli' || (source === 'default' && !(key in settings))) {
       (settings as Record<string, unknown>)[key] = options[key];

@@ -14,7 +14,8 @@ const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 const SCHEME = 'file://';
 
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
+/** Writes a file whole or not at all: to a temporary name, then renamed over `path`. */
+export async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data);
   await rename(tmp, path);

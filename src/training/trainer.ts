@@ -4,7 +4,7 @@
  * epoch, evaluation after each epoch, metrics as JSON lines, and an atomic
  * checkpoint after each epoch from which a run resumes bitwise exactly.
  */
-import {mkdir, readdir, readFile, rename, rm, stat, appendFile, writeFile} from 'node:fs/promises';
+import {mkdir, readdir, readFile, rm, stat, appendFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 
 import cliProgress from 'cli-progress';
@@ -18,6 +18,7 @@ import {
   CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR, checkpointDir, checkSameRun, describeDataset,
   describeWeights, loadCheckpoint, recoverCheckpoint, RunConfig, saveCheckpoint, TrainError,
 } from './checkpoint.js';
+import {writeAtomic} from '../io/file_system.js';
 import {evaluate} from './metrics.js';
 import {describeSchedule, learningRateAt, Schedule, validateSchedule} from './schedule.js';
 import {TrainStep} from './step.js';
@@ -235,8 +236,7 @@ async function prepareRunDir(o: TrainOptions, config: RunConfig): Promise<number
   await mkdir(dir, {recursive: true});
   for (const [name, text] of Object.entries(o.runFiles ?? {})) {
     if (name.includes('/') || RUN_MARKERS.includes(name)) fail(`runFiles: '${name}' is not a plain file name of its own`);
-    await writeFile(join(dir, `${name}.tmp`), text);
-    await rename(join(dir, `${name}.tmp`), join(dir, name));
+    await writeAtomic(join(dir, name), text);
   }
   await writeFile(join(dir, METRICS_FILE), '');
   return 0;
@@ -261,9 +261,7 @@ async function recoverMetrics(runDir: string, epoch: number): Promise<EpochRecor
     }
   }
   const records = [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
-  const tmp = `${path}.tmp`;
-  await writeFile(tmp, records.map(r => `${JSON.stringify(r)}\n`).join(''));
-  await rename(tmp, path);
+  await writeAtomic(path, records.map(r => `${JSON.stringify(r)}\n`).join(''));
   return records;
 }
 
