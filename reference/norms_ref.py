@@ -17,25 +17,15 @@ stored inputs are exactly what was computed on. Arrays are stored in
 TensorFlow.js layout (NHWC activations, [kh, kw, Cin, Cout] kernels) as
 base64 little-endian float32.
 """
-import base64
 import json
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
+from make_fixtures import enc  # noqa: E402  (the fixtures' tensor encoding)
+
 torch.set_default_dtype(torch.float64)
-
-
-def enc(t, layout=None):
-    a = t.detach().cpu().numpy()
-    if layout == 'act':
-        a = a.transpose(0, 2, 3, 1)
-    elif layout == 'kernel':
-        a = a.transpose(2, 3, 1, 0)
-    a = np.ascontiguousarray(a, dtype='<f4')
-    return {'shape': list(a.shape), 'data': base64.b64encode(a.tobytes()).decode('ascii')}
 
 
 def f32(t):

@@ -202,6 +202,21 @@ function layerGrads(layer: tfl.layers.Layer, x: tf.Tensor, cotangent: tf.Tensor,
 
 // ------------------------------------------------------------ spectral norm
 
+/** SGD steps through the layer in training mode, then an inference call, leave the tensor count as it was. */
+function assertConstantTensorCount(layer: tfl.layers.Layer): void {
+  const x = randomTensor([2, 5, 5, 3], 4);
+  layer.apply(x);
+  const optimizer = tf.train.sgd(0.1);
+  const step = () => optimizer.minimize(() => tf.sum(tf.square(layer.apply(x, {training: true}) as tf.Tensor)) as
+    tf.Scalar, false, layer.trainableWeights.map(w => w.read() as tf.Variable));
+  step();
+  const count = tf.memory().numTensors;
+  for (let i = 0; i < 5; i++) step();
+  assert.equal(tf.memory().numTensors, count, 'tensor count grew');
+  tf.dispose(layer.apply(x) as tf.Tensor);
+  assert.equal(tf.memory().numTensors, count, 'an inference call leaked');
+}
+
 describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
   before(() => useTestBackend('cpu'));
 
@@ -314,18 +329,7 @@ describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
   });
 
   it('keeps the tensor count constant over training steps', () => {
-    const layer = new SpectralNormConv2D({filters: 4, kernelSize: 3, seed: 3});
-    const x = randomTensor([2, 5, 5, 3], 4);
-    layer.apply(x);
-    const optimizer = tf.train.sgd(0.1);
-    const step = () => optimizer.minimize(() => tf.sum(tf.square(layer.apply(x, {training: true}) as tf.Tensor)) as
-      tf.Scalar, false, layer.trainableWeights.map(w => w.read() as tf.Variable));
-    step();
-    const count = tf.memory().numTensors;
-    for (let i = 0; i < 5; i++) step();
-    assert.equal(tf.memory().numTensors, count, 'tensor count grew');
-    tf.dispose(layer.apply(x) as tf.Tensor);
-    assert.equal(tf.memory().numTensors, count, 'an inference call leaked');
+    assertConstantTensorCount(new SpectralNormConv2D({filters: 4, kernelSize: 3, seed: 3}));
   });
 });
 
@@ -408,16 +412,7 @@ describe('OniConv2D (cpu): the authors\' ONI_Conv2d', () => {
   });
 
   it('keeps the tensor count constant over training steps', () => {
-    const layer = new OniConv2D({filters: 4, kernelSize: 3, learnableScale: true, seed: 3});
-    const x = randomTensor([2, 5, 5, 3], 4);
-    layer.apply(x);
-    const optimizer = tf.train.sgd(0.1);
-    const step = () => optimizer.minimize(() => tf.sum(tf.square(layer.apply(x, {training: true}) as tf.Tensor)) as
-      tf.Scalar, false, layer.trainableWeights.map(w => w.read() as tf.Variable));
-    step();
-    const count = tf.memory().numTensors;
-    for (let i = 0; i < 5; i++) step();
-    assert.equal(tf.memory().numTensors, count, 'tensor count grew');
+    assertConstantTensorCount(new OniConv2D({filters: 4, kernelSize: 3, learnableScale: true, seed: 3}));
   });
 });
 
