@@ -4,12 +4,13 @@ import {before, describe, it} from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
+import {hasBatchNormKernels} from '../src/engine/batch_norm_kernels.js';
 import {BatchNorm2D} from '../src/layers/batch_norm.js';
 import {NormKind} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
 import {TrainStep} from '../src/training/step.js';
-import {useTestBackend} from './helpers/backends.js';
+import {TEST_BACKENDS, useTestBackend} from './helpers/backends.js';
 import {relativeError} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
 
@@ -78,4 +79,41 @@ describe('BatchNorm2D (PyTorch semantics)', () => {
     const copy = tfl.layers.Layer.fromConfig(BatchNorm2D, layer.getConfig()) as BatchNorm2D;
     assert.equal(copy.affine, true);
   });
+  for (const backend of TEST_BACKENDS) {
+    it(`fused training kernels match autodiff of the plain expression (${backend})`, async () => {
+      // Reference: tf's autodiff of (x - mean) / sqrt(var + eps) * gamma + beta on cpu, no custom gradient.
+      await useTestBackend('cpu');
+      const shape = [6, 5, 7, 8];
+      const xValues = tf.add(randomTensor(shape, 21, 2), 3).dataSync();
+      const weights = randomTensor(shape, 22).dataSync();
+      const gammaValues = tf.add(randomTensor([8], 23), 1.5).dataSync();
+      const betaValues = randomTensor([8], 24).dataSync();
+      const reference = tf.tidy(() => {
+        const x = tf.tensor(xValues, shape);
+        const f = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+          const {mean, variance} = tf.moments(x, [0, 1, 2]);
+          const y = tf.add(tf.mul(tf.div(tf.sub(x, mean), tf.sqrt(tf.add(variance, 1e-5))), gamma), beta);
+          return tf.sum(tf.mul(y, tf.tensor(weights, shape)));
+        };
+        const grads = tf.grads(f)([x, tf.tensor(gammaValues), tf.tensor(betaValues)]);
+        return grads.map(g => g.dataSync());
+      });
+      await useTestBackend(backend);
+      assert.ok(hasBatchNormKernels(), `no fused BatchNorm kernels on ${backend}`);
+      const layer = new BatchNorm2D();
+      layer.build(shape);
+      layer.setWeights([tf.tensor(gammaValues), tf.tensor(betaValues), tf.zeros([8]), tf.ones([8])]);
+      const x = tf.tensor(xValues, shape);
+      const w = tf.tensor(weights, shape);
+      const loss = (input: tf.Tensor) => tf.sum(tf.mul(layer.apply(input, {training: true}) as tf.Tensor, w));
+      const dx = tf.grad(loss)(x);
+      const [gamma, beta] = layer.trainableWeights.map(v => v.read() as tf.Variable);
+      const {grads} = tf.variableGrads(() => loss(x) as tf.Scalar, [gamma, beta]);
+      const tolerance = 1e-4;
+      assert.ok(relativeError(dx, tf.tensor(reference[0], shape)) < tolerance, 'dx');
+      assert.ok(relativeError(grads[gamma.name], tf.tensor(reference[1])) < tolerance, 'dgamma');
+      assert.ok(relativeError(grads[beta.name], tf.tensor(reference[2])) < tolerance, 'dbeta');
+      tf.dispose([x, w, dx, ...Object.values(grads), ...layer.weights.map(v => v.read())]);
+    });
+  }
 });

@@ -12,6 +12,7 @@ import '@tensorflow/tfjs-layers';
 
 import os from 'node:os';
 
+import {registerBatchNormKernels} from './batch_norm_kernels.js';
 import {setLeanBackprop} from './lean_backprop.js';
 import {registerWasmTrainingKernels} from './wasm_kernels.js';
 import {startWasm} from './wasm_threads.js';
@@ -63,6 +64,7 @@ export async function useBackend(name?: BackendName, options: UseBackendOptions 
   // Production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend.
   tf.env().set('PROD', true);
   setLeanBackprop(true);
+  registerBatchNormKernels();
   const candidates = name === undefined ? [...BACKENDS] : [name];
   const failed: string[] = [];
   for (const candidate of candidates) {

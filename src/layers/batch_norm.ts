@@ -4,6 +4,7 @@ import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
 import {fail} from '../convnorm/geometry.js';
+import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD, hasBatchNormKernels} from '../engine/batch_norm_kernels.js';
 
 /** PyTorch BatchNorm2d defaults, which the reference uses. */
 export const BN_EPSILON = 1e-5;
@@ -24,36 +25,54 @@ export function checkBatchStatistics(valuesPerChannel: number, shape: readonly n
   }
 }
 
+/** y's batch moments and its normalization with them, as tf ops (backends without the fused kernels). */
+function composedForward(y: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): tf.Tensor[] {
+  const {mean, variance} = tf.moments(y, [0, 1, 2]);
+  return [tf.add(tf.mul(tf.mul(tf.sub(y, mean), tf.rsqrt(tf.add(variance, BN_EPSILON))), gamma), beta), mean, variance];
+}
+
+function composedBackward(dy: tf.Tensor, y: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor,
+                          gamma: tf.Tensor): tf.Tensor[] {
+  const axes = [0, 1, 2];
+  const count = y.size / gamma.size;
+  const r = tf.rsqrt(tf.add(variance, BN_EPSILON));
+  const xhat = tf.mul(tf.sub(y, mean), r);
+  const g = tf.mul(dy, gamma);
+  const sumG = tf.sum(g, axes);
+  const sumGX = tf.sum(tf.mul(g, xhat), axes);
+  const dx = tf.mul(tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xhat, tf.div(sumGX, count))), r);
+  return [dx, tf.sum(tf.mul(dy, xhat), axes), tf.sum(dy, axes)];
+}
+
 /**
  * Training-mode BatchNorm, (y - mean) / sqrt(variance + eps) * gamma + beta
- * with the batch moments, differentiated in closed form. The moments are
- * computed inside the custom gradient's forward pass, which tfjs does not
- * record: autodiff of the same expression keeps the moments' own
- * intermediates (three full-size tensors per BatchNorm) until the backward
- * pass, plus four for the normalization, and reduces over the batch five
- * times; this keeps only y and reduces three times. The running statistics
- * are updated as a side effect, with the unbiased variance as PyTorch does.
+ * with the batch moments, differentiated in closed form: by the engine's
+ * fused kernels on cpu and wasm, else by tf ops. The moments are computed
+ * inside the custom gradient's forward pass, which tfjs does not record:
+ * autodiff of the same expression keeps the moments' own intermediates (three
+ * full-size tensors per BatchNorm) until the backward pass, plus four for the
+ * normalization; this keeps only y. The running statistics are updated as a
+ * side effect, with the unbiased variance as PyTorch does.
  */
 function batchNormTraining(y: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, state: BatchNormState): tf.Tensor4D {
+  const fused = hasBatchNormKernels();
+  const attrs = {epsilon: BN_EPSILON};
   const normalize = tf.customGrad((...args) => {
     const [y, gamma, beta] = args as tf.Tensor[];
     const count = y.size / gamma.size;
-    const {mean, variance} = tf.moments(y, [0, 1, 2]);
+    const [value, mean, variance] = fused
+      ? tf.engine().runKernel(BATCH_NORM_FORWARD, {x: y, gamma, beta}, attrs) as tf.Tensor[]
+      : composedForward(y, gamma, beta);
     updateRunningStatistics(state, mean, tf.mul(variance, count / (count - 1)));
     (args[3] as tf.GradSaveFunc)([y, mean, variance, gamma]);
     return {
-      value: tf.add(tf.mul(tf.mul(tf.sub(y, mean), tf.rsqrt(tf.add(variance, BN_EPSILON))), gamma), beta),
+      value,
       // tfjs runs a custom gradient outside any tidy, and only saved tensors outlive the forward pass.
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [y, mean, variance, gamma] = saved;
-        const axes = [0, 1, 2];
-        const r = tf.rsqrt(tf.add(variance, BN_EPSILON));
-        const xhat = tf.mul(tf.sub(y, mean), r);
-        const g = tf.mul(dy, gamma);
-        const sumG = tf.sum(g, axes);
-        const sumGX = tf.sum(tf.mul(g, xhat), axes);
-        const dx = tf.mul(tf.sub(tf.sub(g, tf.div(sumG, count)), tf.mul(xhat, tf.div(sumGX, count))), r);
-        return [dx, tf.sum(tf.mul(dy, xhat), axes), tf.sum(dy, axes)];
+        return fused
+          ? tf.engine().runKernel(BATCH_NORM_BACKWARD, {dy, x: y, mean, variance, gamma}, attrs) as tf.Tensor[]
+          : composedBackward(dy, y, mean, variance, gamma);
       }),
     };
   });
