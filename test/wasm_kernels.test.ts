@@ -9,7 +9,7 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
+import {collapseTranspose, registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
 import {useTestBackend} from './helpers/backends.js';
 import {assertClose} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
@@ -87,6 +87,23 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       await compare(`slice ${shape} at ${begin} size ${size}`,
                     () => tf.slice(randomTensor(shape, shape.length), begin, size));
     }
+  });
+
+  it('Transpose: axes that move together merged (rank 5 and 6, size-1 axes, identity after merging)', async () => {
+    const cases: Array<[number[], number[]]> = [
+      [[3, 4, 5, 2, 6], [3, 4, 2, 0, 1]],
+      [[3, 4, 5, 2, 6], [4, 3, 2, 1, 0]],
+      [[2, 3, 4, 5, 6], [0, 1, 4, 3, 2]],
+      [[2, 1, 4, 5, 3, 2], [4, 5, 0, 1, 2, 3]],
+      [[4, 5, 1, 6], [0, 2, 1, 3]],
+      [[4, 5, 6], [2, 0, 1]],
+      [[7, 9], [1, 0]],
+    ];
+    for (const [shape, perm] of cases) {
+      await compare(`transpose ${shape} by ${perm}`, () => tf.transpose(randomTensor(shape, shape.length), perm));
+    }
+    assert.deepEqual(collapseTranspose([2, 3, 4, 5, 6], [3, 4, 2, 0, 1]), {shape: [6, 4, 30], perm: [2, 1, 0]});
+    assert.deepEqual(collapseTranspose([4, 5, 1, 6], [0, 2, 1, 3]), {shape: [120], perm: [0]});
   });
 
   it('Sum over leading axes (its own kernel) and over others (tfjs\'s), with keepDims', async () => {
