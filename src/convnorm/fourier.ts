@@ -97,40 +97,52 @@ function split(stacked: tf.Tensor, shape: [number, number, number]): Complex {
   return {re: part(0), im: part(1)};
 }
 
-/** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, F, N, C_in]. */
+/*
+ * Every transform stage multiplies the data, on the left, by a small
+ * transform matrix on the right, along the data's last axis, with transposes
+ * in between. The other orientation (matrix on the left) makes XNNPACK pack
+ * the whole feature map as its "weights" on every call: 150-200 ms per stage
+ * for a 64-channel 32 x 32 map at batch 128, against ~40 ms this way.
+ */
+
+/** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, Fw, Mh, N, C_in], i.e. [2, F, N, C_in]. */
 function inputSpectrum(x: tf.Tensor4D, p: Plan): tf.Tensor {
-  const byRow = tf.reshape(tf.transpose(x, [1, 2, 0, 3]), [p.h, p.w * p.n * p.cin]);
-  const alongH = tf.matMul(matrix(p.alongH), byRow);
-  const byCol = tf.reshape(tf.transpose(tf.reshape(alongH, [2, p.mh, p.w, p.n * p.cin]), [0, 2, 1, 3]),
-                           [2 * p.w, p.mh * p.n * p.cin]);
-  return tf.matMul(matrix(p.alongW), byCol);
+  const {n, h, w, cin: c, mh, fw} = p;
+  const byH = tf.reshape(tf.transpose(x, [0, 3, 2, 1]), [n * c * w, h]);
+  const alongH = tf.matMul(byH, matrix(p.alongH), false, true);
+  const byW = tf.reshape(tf.transpose(tf.reshape(alongH, [n * c, w, 2, mh]), [0, 3, 2, 1]), [n * c * mh, 2 * w]);
+  const alongW = tf.matMul(byW, matrix(p.alongW), false, true);
+  return tf.transpose(tf.reshape(alongW, [n, c, mh, 2, fw]), [3, 4, 2, 0, 1]);
 }
 
 /** The adjoint of inputSpectrum: the same steps transposed, in reverse. */
 function inputSpectrumAdjoint(dSpec: tf.Tensor, p: Plan): tf.Tensor4D {
-  const dByCol = tf.matMul(matrix(p.alongW, true), tf.reshape(dSpec, [2 * p.fw, p.mh * p.n * p.cin]));
-  const dAlongH = tf.reshape(tf.transpose(tf.reshape(dByCol, [2, p.w, p.mh, p.n * p.cin]), [0, 2, 1, 3]),
-                             [2 * p.mh, p.w * p.n * p.cin]);
-  const dByRow = tf.matMul(matrix(p.alongH, true), dAlongH);
-  return tf.transpose(tf.reshape(dByRow, [p.h, p.w, p.n, p.cin]), [2, 0, 1, 3]);
+  const {n, h, w, cin: c, mh, fw} = p;
+  const byFw = tf.reshape(tf.transpose(tf.reshape(dSpec, [2, fw, mh, n, c]), [3, 4, 2, 0, 1]), [n * c * mh, 2 * fw]);
+  const dByW = tf.matMul(byFw, matrix(p.alongW));
+  const byMh = tf.reshape(tf.transpose(tf.reshape(dByW, [n * c, mh, 2, w]), [0, 3, 2, 1]), [n * c * w, 2 * mh]);
+  const dByH = tf.matMul(byMh, matrix(p.alongH));
+  return tf.transpose(tf.reshape(dByH, [n, c, w, h]), [0, 3, 2, 1]);
 }
 
 /** Output at the kept positions from the output spectrum [2, F, N, C_out]. */
 function outputFromSpectrum(z: tf.Tensor, p: Plan): tf.Tensor4D {
-  const alongW = tf.matMul(matrix(p.backW), tf.reshape(z, [2 * p.fw, p.mh * p.n * p.cout]));
-  const byRow = tf.reshape(tf.transpose(tf.reshape(alongW, [2, p.wo, p.mh, p.n * p.cout]), [0, 2, 1, 3]),
-                           [2 * p.mh, p.wo * p.n * p.cout]);
-  const out = tf.matMul(matrix(p.backH), byRow);
-  return tf.transpose(tf.reshape(out, [p.ho, p.wo, p.n, p.cout]), [2, 0, 1, 3]);
+  const {n, cout: c, mh, fw, ho, wo} = p;
+  const byFw = tf.reshape(tf.transpose(tf.reshape(z, [2, fw, mh, n, c]), [3, 4, 2, 0, 1]), [n * c * mh, 2 * fw]);
+  const alongW = tf.matMul(byFw, matrix(p.backW), false, true);
+  const byMh = tf.reshape(tf.transpose(tf.reshape(alongW, [n * c, mh, 2, wo]), [0, 3, 2, 1]), [n * c * wo, 2 * mh]);
+  const out = tf.matMul(byMh, matrix(p.backH), false, true);
+  return tf.transpose(tf.reshape(out, [n, c, wo, ho]), [0, 3, 2, 1]);
 }
 
 /** The adjoint of outputFromSpectrum. */
 function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
-  const dOut = tf.reshape(tf.transpose(dy, [1, 2, 0, 3]), [p.ho, p.wo * p.n * p.cout]);
-  const dByRow = tf.matMul(matrix(p.backH, true), dOut);
-  const dAlongW = tf.reshape(tf.transpose(tf.reshape(dByRow, [2, p.mh, p.wo, p.n * p.cout]), [0, 2, 1, 3]),
-                             [2 * p.wo, p.mh * p.n * p.cout]);
-  return tf.matMul(matrix(p.backW, true), dAlongW);
+  const {n, cout: c, mh, fw, ho, wo} = p;
+  const byHo = tf.reshape(tf.transpose(dy, [0, 3, 2, 1]), [n * c * wo, ho]);
+  const dByMh = tf.matMul(byHo, matrix(p.backH));
+  const byWo = tf.reshape(tf.transpose(tf.reshape(dByMh, [n * c, wo, 2, mh]), [0, 3, 2, 1]), [n * c * mh, 2 * wo]);
+  const dByFw = tf.matMul(byWo, matrix(p.backW));
+  return tf.transpose(tf.reshape(dByFw, [n, c, mh, 2, fw]), [3, 4, 2, 0, 1]);
 }
 
 /**
