@@ -178,29 +178,34 @@ function depthwiseFilterSums(x: Float32Array, dy: Float32Array, [n, h, w, c]: nu
         const [qLo, qHi] = validOutputs(tb, left, sw, w, wo);
         const sBase = (ta * kw + tb) * cm;
         const xStep = sw * c;
-        for (let o = 0; o < cm; o += o < blocks ? 4 : 1) {
-          const wide = o < blocks;
+        for (let o = 0; o < blocks; o += 4) {
           // Input channel of output channel o (+1, +2, +3): o / M.
-          const x0 = (o / m) | 0;
-          const [x1, x2, x3] = wide ? [((o + 1) / m) | 0, ((o + 2) / m) | 0, ((o + 3) / m) | 0] : [0, 0, 0];
+          const [x0, x1, x2, x3] = [(o / m) | 0, ((o + 1) / m) | 0, ((o + 2) / m) | 0, ((o + 3) / m) | 0];
           let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
           for (let p = pLo; p < pHi; p++) {
             let xi = ((b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c;
             let di = ((b * ho + p) * wo + qLo) * cm + o;
             for (let q = qLo; q < qHi; q++, xi += xStep, di += cm) {
               s0 += x[xi + x0] * dy[di];
-              if (!wide) continue;
               s1 += x[xi + x1] * dy[di + 1];
               s2 += x[xi + x2] * dy[di + 2];
               s3 += x[xi + x3] * dy[di + 3];
             }
           }
           sums[sBase + o] += s0;
-          if (wide) {
-            sums[sBase + o + 1] += s1;
-            sums[sBase + o + 2] += s2;
-            sums[sBase + o + 3] += s3;
+          sums[sBase + o + 1] += s1;
+          sums[sBase + o + 2] += s2;
+          sums[sBase + o + 3] += s3;
+        }
+        for (let o = blocks; o < cm; o++) {
+          const x0 = (o / m) | 0;
+          let s0 = 0;
+          for (let p = pLo; p < pHi; p++) {
+            let xi = ((b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c + x0;
+            let di = ((b * ho + p) * wo + qLo) * cm + o;
+            for (let q = qLo; q < qHi; q++, xi += xStep, di += cm) s0 += x[xi] * dy[di];
           }
+          sums[sBase + o] += s0;
         }
       }
     }
