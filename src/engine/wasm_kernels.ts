@@ -35,15 +35,6 @@ function input4d(inputs: tf.NamedTensorInfoMap, name: string): tf.Tensor4D {
   return (info instanceof tf.Tensor ? info : tf.engine().makeTensorFromTensorInfo(info)) as tf.Tensor4D;
 }
 
-/** Zero rows/columns (s - 1 of them) between the samples of dy: a strided conv's output on the stride-1 grid. */
-function dilate(dy: tf.Tensor4D, [sh, sw]: [number, number]): tf.Tensor4D {
-  if (sh === 1 && sw === 1) return dy;
-  const [n, h, w, c] = dy.shape;
-  const spread = tf.pad(tf.reshape(dy, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
-  return tf.slice(tf.reshape(spread, [n, h * sh, w * sw, c]), 0, [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]) as
-    tf.Tensor4D;
-}
-
 /** Pads (or, for negative amounts, crops) the two spatial axes of an NHWC tensor. */
 function padSpatial(x: tf.Tensor4D, top: number, bottom: number, left: number, right: number): tf.Tensor4D {
   const crop = [Math.max(0, -top), Math.max(0, -bottom), Math.max(0, -left), Math.max(0, -right)];
@@ -57,21 +48,60 @@ function padSpatial(x: tf.Tensor4D, top: number, bottom: number, left: number, r
 }
 
 /**
+ * Taps of one output phase of a strided conv's input gradient, along one axis:
+ * input rows i = s u + r receive dy[u + offset + t] times flipped tap
+ * first + t s, t < count (count 0: the phase receives nothing).
+ */
+function phaseTaps(r: number, pad: number, stride: number, k: number): {first: number; count: number; offset: number} {
+  const a0 = (r + pad) % stride;
+  const count = a0 < k ? Math.ceil((k - a0) / stride) : 0;
+  return {first: k - 1 - a0 - (count - 1) * stride, count, offset: (r + pad - a0) / stride - count + 1};
+}
+
+/**
  * The input gradient of a convolution: the stride-1 correlation of the
- * dilated, padded dy with the spatially flipped kernel, which is a forward
- * Conv2D (or depthwise conv) and so as fast as one.
+ * padded dy with the spatially flipped kernel, which is a forward Conv2D (or
+ * depthwise conv) and so as fast as one. At stride s > 1 each of the s x s
+ * phases of dx (rows s u + r) is its own stride-1 correlation with every
+ * s-th tap, interleaved afterwards: correlating the zero-dilated dy with the
+ * whole kernel would cost s^2 times the arithmetic.
  */
 function inputGradient(dy: tf.Tensor4D, flippedFilter: tf.Tensor4D, inputShape: number[],
                        info: tf.backend_util.Conv2DInfo, depthwise: boolean): tf.Tensor4D {
-  const {strideHeight, strideWidth, filterHeight: kh, filterWidth: kw, padInfo} = info;
-  const d = dilate(dy, [strideHeight, strideWidth]);
-  const [, h, w] = inputShape;
-  const top = kh - 1 - padInfo.top;
-  const left = kw - 1 - padInfo.left;
-  const padded = padSpatial(d, top, h + kh - 1 - d.shape[1] - top, left, w + kw - 1 - d.shape[2] - left);
-  return depthwise
-    ? tf.depthwiseConv2d(padded, flippedFilter, 1, 'valid')
-    : tf.conv2d(padded, flippedFilter, 1, 'valid');
+  const {strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, padInfo} = info;
+  const [n, h, w] = inputShape;
+  // Channels of the correlation's output: the input's (times the multiplier, depthwise).
+  const c = depthwise ? flippedFilter.shape[2] * flippedFilter.shape[3] : flippedFilter.shape[3];
+  const correlate = (x: tf.Tensor4D, f: tf.Tensor4D) =>
+    depthwise ? tf.depthwiseConv2d(x, f, 1, 'valid') : tf.conv2d(x, f, 1, 'valid');
+  const rowsPerPhase = Math.ceil(h / sh);
+  const colsPerPhase = Math.ceil(w / sw);
+  const rows: tf.Tensor4D[][] = [];
+  for (let rh = 0; rh < sh; rh++) {
+    const th = phaseTaps(rh, padInfo.top, sh, kh);
+    const uCount = Math.ceil((h - rh) / sh);
+    rows.push([]);
+    for (let rw = 0; rw < sw; rw++) {
+      const tw = phaseTaps(rw, padInfo.left, sw, kw);
+      const vCount = Math.ceil((w - rw) / sw);
+      let phase: tf.Tensor4D;
+      if (th.count === 0 || tw.count === 0 || uCount === 0 || vCount === 0) {
+        phase = tf.zeros([n, uCount, vCount, c]);
+      } else {
+        const taps = sh === 1 && sw === 1 ? flippedFilter : tf.stridedSlice(
+          flippedFilter, [th.first, tw.first, 0, 0], [kh, kw, flippedFilter.shape[2], flippedFilter.shape[3]],
+          [sh, sw, 1, 1]) as tf.Tensor4D;
+        const padded = padSpatial(dy, -th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
+                                  -tw.offset, vCount + tw.offset + tw.count - 1 - dy.shape[2]);
+        phase = correlate(padded, taps);
+      }
+      if (sh === 1 && sw === 1) return phase;
+      rows[rh].push(padSpatial(phase, 0, rowsPerPhase - uCount, 0, colsPerPhase - vCount));
+    }
+  }
+  const interleaved = tf.stack(rows.map(phases => tf.stack(phases, 3)), 2);
+  return tf.slice(tf.reshape(interleaved, [n, rowsPerPhase * sh, colsPerPhase * sw, c]), 0, [n, h, w, c]) as
+    tf.Tensor4D;
 }
 
 /**
