@@ -12,7 +12,7 @@ import {fileURLToPath} from 'node:url';
 
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import {Command, Option} from 'commander';
+import {Command, InvalidArgumentError, Option} from 'commander';
 
 import {RESNET18_LAYERS} from '../src/cli/isometry.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
@@ -260,14 +260,32 @@ async function main(opts: Options & {runNetwork?: string}) {
 }
 
 const list = (v: string) => v.split(',').map(s => s.trim()).filter(Boolean);
+
+/** Commander parsers that refuse what the bench would otherwise run mislabelled. */
+function networkList(v: string): Network[] {
+  const names = list(v);
+  const unknown = names.filter(n => !(NETWORKS as readonly string[]).includes(n));
+  if (unknown.length > 0) {
+    throw new InvalidArgumentError(`unknown network ${unknown.join(', ')}; choose from ${NETWORKS.join(', ')}`);
+  }
+  return names as Network[];
+}
+
+function batchList(v: string): number[] {
+  const batches = list(v).map(Number);
+  if (batches.length === 0 || !batches.every(b => Number.isInteger(b) && b >= 2)) {
+    throw new InvalidArgumentError(`batch sizes must be integers >= 2 (BatchNorm needs two images), got '${v}'`);
+  }
+  return batches;
+}
 const program = new Command('bench')
   .description('ConvNorm vs Conv+BN speed on this machine (and PyTorch beside it when available)')
   .addOption(new Option('--backend <name>', 'tfjs backend').choices([...BACKENDS]))
-  .option('--batches <list>', 'batch sizes', (v: string) => list(v).map(Number), [32, 128])
+  .option('--batches <list>', 'batch sizes', batchList, [32, 128])
   .option('--reps <n>', 'timed repetitions per layer measurement (median)', Number, 3)
   .option('--steps <n>', 'timed training steps per network (median)', Number, 3)
   .option('--no-layers', 'skip the per-layer section')
-  .option('--networks <list>', `networks (${NETWORKS.join(', ')})`, (v: string) => list(v) as Network[], [...NETWORKS])
+  .option('--networks <list>', `networks (${NETWORKS.join(', ')}; '' for none)`, networkList, [...NETWORKS])
   .option('--soak <n>', 'steps of the tensor-count/RSS soak (0 to skip)', Number, 1000)
   .option('--network-timeout <s>', 'seconds allowed for one network configuration', Number, 600)
   .option('--no-torch', 'skip the PyTorch side')
