@@ -56,7 +56,7 @@ function inverseStd(variance: Float32Array, epsilon: number): Float64Array {
 
 /**
  * inputs x [..., C], gamma [C], beta [C]; attrs epsilon. Outputs y, the batch
- * mean [C] and the biased batch variance [C] (two passes, as tf.moments).
+ * mean [C] and the biased batch variance [C].
  */
 function forward({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap;
                                             backend: tf.KernelBackend}): Info[] {
@@ -66,22 +66,23 @@ function forward({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs
   const c = x.shape[x.shape.length - 1];
   const rows = tf.util.sizeFromShape(x.shape) / c;
   return withViews(backend, [x, gamma, beta], [x.shape, [c], [c]], ([xv, g, b], [y, mean, variance]) => {
+    // One pass: sums of x - pivot and of its square in float64, the pivot (each channel's first
+    // value) keeping E[d^2] - E[d]^2 free of cancellation unless |mean - pivot| >> std.
+    const pivot = Float64Array.from(xv.subarray(0, c));
     const sums = new Float64Array(c);
-    for (let r = 0; r < rows; r++) {
-      const base = r * c;
-      for (let k = 0; k < c; k++) sums[k] += xv[base + k];
-    }
-    const mu = sums.map(s => s / rows);
     const squares = new Float64Array(c);
     for (let r = 0; r < rows; r++) {
       const base = r * c;
       for (let k = 0; k < c; k++) {
-        const d = xv[base + k] - mu[k];
+        const d = xv[base + k] - pivot[k];
+        sums[k] += d;
         squares[k] += d * d;
       }
     }
+    const shift = sums.map(s => s / rows);
+    const mu = shift.map((m, k) => m + pivot[k]);
     mean.set(mu);
-    variance.set(squares.map(s => s / rows));
+    variance.set(squares.map((q, k) => Math.max(0, q / rows - shift[k] * shift[k])));
     const inv = inverseStd(variance, epsilon);
     // Centred before scaling: x * scale + (beta - mean * scale) loses digits when |mean| >> std.
     const centre = Float32Array.from(mu);
