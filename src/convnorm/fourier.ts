@@ -213,13 +213,17 @@ function timesKernel(x: Complex, k: GaussOperand): Complex {
 /**
  * conj(A) B per frequency, A and B (transposed as in matMul) complex: with
  * conj(A) = a - ib and B = c + id, (k1 - k3) + i(k1 + k2) for k1 = (a - b)c,
- * k2 = a(d - c), k3 = -b(c + d).
+ * k2 = a(d - c), k3 = -b(c + d). Operands are transposed before the Gauss
+ * combinations: two transposes each, where matMul's flags would transpose
+ * each of three combined operands.
  */
 function conjTimes(a: Complex, b: Complex, transposeA: boolean, transposeB: boolean): Complex {
-  const [c, d] = transposeB ? [tf.transpose(b.re, [0, 2, 1]), tf.transpose(b.im, [0, 2, 1])] : [b.re, b.im];
-  const k1 = tf.matMul(tf.sub(a.re, a.im), c, transposeA);
-  const k2 = tf.matMul(a.re, tf.sub(d, c), transposeA);
-  const re = tf.add(k1, tf.matMul(a.im, tf.add(c, d), transposeA));
+  const swap = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]);
+  const [ar, ai] = transposeA ? [swap(a.re), swap(a.im)] : [a.re, a.im];
+  const [c, d] = transposeB ? [swap(b.re), swap(b.im)] : [b.re, b.im];
+  const k1 = tf.matMul(tf.sub(ar, ai), c);
+  const k2 = tf.matMul(ar, tf.sub(d, c));
+  const re = tf.add(k1, tf.matMul(ai, tf.add(c, d)));
   return {re: re as tf.Tensor3D, im: tf.add(k1, k2) as tf.Tensor3D};
 }
 
