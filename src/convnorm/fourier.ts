@@ -123,44 +123,54 @@ function lead(c: number, p: Plan): [number, number] {
   return p.channelsFirst ? [c, p.n] : [p.n, c];
 }
 
-/** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, Fw, Mh, ...lead], i.e. [2, F, ...lead]. */
+/**
+ * A map [N, H', W', C] (NHWC) to a spectrum [2, Fw, Mh, ...lead]: its rows
+ * times `byH` along H' (to real and imaginary parts over Mh), then times
+ * `byW` along (part, W') (to (part, Fw)).
+ */
+function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: tf.Tensor2D, byW: tf.Tensor2D): tf.Tensor {
+  const [, h, w, c] = x.shape;
+  const cn = c * p.n;
+  const rowsH = tf.reshape(tf.transpose(x, p.toRows), [cn * w, h]);
+  const alongH = tf.reshape(tf.matMul(rowsH, byH), [cn, w, 2, p.mh]);
+  const rowsW = tf.reshape(tf.transpose(alongH, [0, 3, 2, 1]), [cn * p.mh, 2 * w]);
+  const alongW = tf.reshape(tf.matMul(rowsW, byW), [cn, p.mh, 2, p.fw]);
+  return tf.transpose(alongW, [2, 3, 1, 0]);
+}
+
+/**
+ * The reverse trip, a spectrum [2, Fw, Mh, ...lead] of `c` channels to a map
+ * [N, h, w, C]: times `byW` along (part, Fw) to (part, w), then times `byH`
+ * along (part, Mh) to h.
+ */
+function spectrumToImage(z: tf.Tensor, c: number, p: Plan, byW: tf.Tensor2D, byH: tf.Tensor2D,
+                         [h, w]: [number, number]): tf.Tensor4D {
+  const cn = c * p.n;
+  const rowsW = tf.reshape(tf.transpose(tf.reshape(z, [2, p.fw, p.mh, cn]), [3, 2, 0, 1]), [cn * p.mh, 2 * p.fw]);
+  const alongW = tf.reshape(tf.matMul(rowsW, byW), [cn, p.mh, 2, w]);
+  const rowsH = tf.reshape(tf.transpose(alongW, [0, 3, 2, 1]), [cn * w, 2 * p.mh]);
+  const alongH = tf.reshape(tf.matMul(rowsH, byH), [...lead(c, p), w, h]);
+  return tf.transpose(alongH, p.fromRows) as tf.Tensor4D;
+}
+
+/** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, F, ...lead]. */
 function inputSpectrum(x: tf.Tensor4D, p: Plan): tf.Tensor {
-  const {n, h, w, cin: c, mh, fw} = p;
-  const byH = tf.reshape(tf.transpose(x, p.toRows), [c * n * w, h]);
-  const alongH = tf.matMul(byH, matrix(p.alongH), false, true);
-  const byW = tf.reshape(tf.transpose(tf.reshape(alongH, [c * n, w, 2, mh]), [0, 3, 2, 1]), [c * n * mh, 2 * w]);
-  const alongW = tf.matMul(byW, matrix(p.alongW), false, true);
-  return tf.transpose(tf.reshape(alongW, [c * n, mh, 2, fw]), [2, 3, 1, 0]);
+  return imageToSpectrum(x, p, matrix(p.alongH, true), matrix(p.alongW, true));
 }
 
 /** The adjoint of inputSpectrum: the same steps transposed, in reverse. */
 function inputSpectrumAdjoint(dSpec: tf.Tensor, p: Plan): tf.Tensor4D {
-  const {n, h, w, cin: c, mh, fw} = p;
-  const byFw = tf.reshape(tf.transpose(tf.reshape(dSpec, [2, fw, mh, c * n]), [3, 2, 0, 1]), [c * n * mh, 2 * fw]);
-  const dByW = tf.matMul(byFw, matrix(p.alongW));
-  const byMh = tf.reshape(tf.transpose(tf.reshape(dByW, [c * n, mh, 2, w]), [0, 3, 2, 1]), [c * n * w, 2 * mh]);
-  const dByH = tf.matMul(byMh, matrix(p.alongH));
-  return tf.transpose(tf.reshape(dByH, [...lead(c, p), w, h]), p.fromRows);
+  return spectrumToImage(dSpec, p.cin, p, matrix(p.alongW), matrix(p.alongH), [p.h, p.w]);
 }
 
 /** Output at the kept positions from the output spectrum [2, F, ...lead]. */
 function outputFromSpectrum(z: tf.Tensor, p: Plan): tf.Tensor4D {
-  const {n, cout: c, mh, fw, ho, wo} = p;
-  const byFw = tf.reshape(tf.transpose(tf.reshape(z, [2, fw, mh, c * n]), [3, 2, 0, 1]), [c * n * mh, 2 * fw]);
-  const alongW = tf.matMul(byFw, matrix(p.backW), false, true);
-  const byMh = tf.reshape(tf.transpose(tf.reshape(alongW, [c * n, mh, 2, wo]), [0, 3, 2, 1]), [c * n * wo, 2 * mh]);
-  const out = tf.matMul(byMh, matrix(p.backH), false, true);
-  return tf.transpose(tf.reshape(out, [...lead(c, p), wo, ho]), p.fromRows);
+  return spectrumToImage(z, p.cout, p, matrix(p.backW, true), matrix(p.backH, true), [p.ho, p.wo]);
 }
 
 /** The adjoint of outputFromSpectrum. */
 function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
-  const {n, cout: c, mh, fw, ho, wo} = p;
-  const byHo = tf.reshape(tf.transpose(dy, p.toRows), [c * n * wo, ho]);
-  const dByMh = tf.matMul(byHo, matrix(p.backH));
-  const byWo = tf.reshape(tf.transpose(tf.reshape(dByMh, [c * n, wo, 2, mh]), [0, 3, 2, 1]), [c * n * mh, 2 * wo]);
-  const dByFw = tf.matMul(byWo, matrix(p.backW));
-  return tf.transpose(tf.reshape(dByFw, [c * n, mh, 2, fw]), [2, 3, 1, 0]);
+  return imageToSpectrum(dy, p, matrix(p.backH), matrix(p.backW));
 }
 
 /**
@@ -178,14 +188,21 @@ interface GaussOperand {
  * `conj`) straight from the taps: each of its three parts is one product with
  * a fixed combination of the cos / sin tap bases, so the complex kernel
  * spectrum itself, F x C_in x C_out twice, is never formed. That keeps the
- * 512-channel layers' transient memory to three such tensors.
+ * 512-channel layers' transient memory to three such tensors. `transposed`
+ * builds each frequency's matrix as C_out x C_in (K^T) instead.
+ *
+ * @param taps [kh kw, C_in C_out]
+ * @param v V as [F, 1, C_out]
  */
-function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean, outByIn = false): GaussOperand {
+function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean, transposed = false): GaussOperand {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
-  // outByIn: each frequency's matrix as C_out x C_in (taps given as [kh kw, C_out C_in], v as [F, C_out, 1]).
-  const shape = outByIn ? [p.freqs, p.cout, p.cin] : [p.freqs, p.cin, p.cout];
+  const [shape, byTap, scale] = transposed
+    ? [[p.freqs, p.cout, p.cin],
+       tf.reshape(tf.transpose(tf.reshape(taps, [p.taps, p.cin, p.cout]), [0, 2, 1]), [p.taps, p.cout * p.cin]),
+       tf.reshape(v, [p.freqs, p.cout, 1])]
+    : [[p.freqs, p.cin, p.cout], taps, v];
   const part = (basis: RealMatrix) =>
-    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), taps), shape), v) as tf.Tensor3D);
+    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), byTap), shape), scale) as tf.Tensor3D);
   const b = conj ? p.kernelBases.conjugate : p.kernelBases.plain;
   return {re: part(b.re), imMinusRe: part(b.imMinusRe), rePlusIm: part(b.rePlusIm)};
 }
@@ -244,10 +261,6 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
                               dy => inputSpectrumAdjoint(dy, p));
   const fromSpectrum = linearOp(z => outputFromSpectrum(z, p),
                                 dy => tf.reshape(outputAdjoint(dy as tf.Tensor4D, p), [2, p.freqs, ...lead(p.cout, p)]));
-  // K^T (C_out x C_in per frequency) straight from the taps, which are [kh kw, C_in C_out].
-  const transposedKernel = (taps: tf.Tensor2D, v: tf.Tensor, conj: boolean) => kernelOperand(
-    tf.reshape(tf.transpose(tf.reshape(taps, [p.taps, p.cin, p.cout]), [0, 2, 1]), [p.taps, p.cout * p.cin]) as
-      tf.Tensor2D, tf.reshape(v, [p.freqs, p.cout, 1]), p, conj, true);
   // The product keeps only its inputs (the input spectrum, the taps, V); K is recomputed for the gradient.
   // V is an input only so that it is saved: tfjs disposes anything else the forward pass made.
   const product = tf.customGrad((...args) => {
@@ -255,7 +268,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
     const x = split(xSpec, [p.freqs, ...lead(p.cin, p)]);
     // Z = X K, or Z^T = K^T X^T with the spectra channels-first.
-    const z = p.channelsFirst ? kernelTimes(transposedKernel(taps, v, false), x)
+    const z = p.channelsFirst ? kernelTimes(kernelOperand(taps, v, p, false, true), x)
                               : timesKernel(x, kernelOperand(taps, v, p, false));
     return {
       value: tf.stack([z.re, z.im]),
@@ -268,7 +281,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
         // dX = dZ K^H, or dX^T = conj(K) dZ^T.
         const dSpec = tf.tidy(() => {
           const dx = p.channelsFirst ? kernelTimes(kernelOperand(savedTaps, v, p, true), dz)
-                                     : timesKernel(dz, transposedKernel(savedTaps, v, true));
+                                     : timesKernel(dz, kernelOperand(savedTaps, v, p, true, true));
           return tf.stack([dx.re, dx.im]);
         });
         // dK = X^H dZ (= conj(X^T) (dZ^T)^T channels-first), then through K = V . (basis taps).
