@@ -2,11 +2,14 @@
  * Training-mode BatchNorm over the last axis as two kernels, each a few passes
  * of JS loops over the tensor's memory with float64 sums, for the cpu and wasm
  * backends. As tf ops the same maths is a dozen full-size passes (moments,
- * centring, scaling, the gradient's products and reductions): about a quarter
- * of a ResNet-18 Conv+BN training step on wasm. Other backends (tfjs-node,
- * webgl) keep the tf-op form, see layers/batch_norm.ts.
+ * centring, scaling, the gradient's products and reductions); the kernels made
+ * a ResNet-18 Conv+BN training step at batch 128 on wasm about 8 % faster.
+ * Other backends (tfjs-node, webgl) keep the tf-op form, see
+ * layers/batch_norm.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
+
+import type {WasmBackend} from './wasm_kernels.js';
 
 export const BATCH_NORM_FORWARD = 'ConvNormBatchNormForward';
 export const BATCH_NORM_BACKWARD = 'ConvNormBatchNormBackward';
@@ -14,11 +17,7 @@ const BACKENDS = ['cpu', 'wasm'];
 
 type Info = tf.TensorInfo;
 
-/** The parts of the cpu and wasm backends' classes these kernels use (public methods). */
-interface WasmBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): Info;
-  typedArrayFromHeap(info: Info): Float32Array;
-}
+/** The parts of the cpu backend's class these kernels use (public methods). */
 interface CpuBackend {
   readSync(dataId: tf.DataId): tf.backend_util.BackendValues;
   makeTensorInfo(shape: number[], dtype: tf.DataType, values?: tf.backend_util.BackendValues): Info;
@@ -34,7 +33,8 @@ function withViews(backend: tf.KernelBackend, inputs: Info[], outputShapes: numb
   if ('typedArrayFromHeap' in backend) {
     const wasm = backend as unknown as WasmBackend;
     const outputs = outputShapes.map(shape => wasm.makeOutput(shape, 'float32'));
-    compute(inputs.map(i => wasm.typedArrayFromHeap(i)), outputs.map(o => wasm.typedArrayFromHeap(o)));
+    const view = (i: Info) => wasm.typedArrayFromHeap(i) as Float32Array;
+    compute(inputs.map(view), outputs.map(view));
     return outputs;
   }
   const cpu = backend as unknown as CpuBackend;

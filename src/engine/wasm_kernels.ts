@@ -290,13 +290,13 @@ function makeSum(original: tf.KernelFunc): tf.KernelFunc {
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use (public methods of its class). */
-interface WasmBackend {
+export interface WasmBackend {
   incRef(dataId: tf.DataId): void;
   /** With `memoryOffset`, registers memory allocated elsewhere (here: a view into another tensor). */
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): Info;
   typedArrayFromHeap(info: Info): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: tf.DataId): boolean;
-  /** Internals of tfjs-backend-wasm 4.22 (pinned), used only by `productViews`. */
+  /** Internals of tfjs-backend-wasm 4.22 (pinned), used only by `xnnpackProducts`. */
   dataIdMap: {get(dataId: tf.DataId): {id: number; memoryOffset: number}; delete(dataId: tf.DataId): boolean};
   wasm: {cwrap(name: string, result: null, args: string[]): (...args: unknown[]) => void;
          tfjs: {disposeData(id: number): void}};
@@ -403,6 +403,13 @@ function xnnpackProducts(wasm: WasmBackend, a: Info, b: Info, out: Info, e: Batc
   for (const v of [sharedA, sharedB]) if (v !== undefined) release(v);
 }
 
+/** The permutation that exchanges a tensor's last two axes. */
+function lastAxesSwapped(t: Info): number[] {
+  const perm = t.shape.map((_, i) => i);
+  perm.splice(-2, 2, perm.length - 1, perm.length - 2);
+  return perm;
+}
+
 /**
  * tfjs's wasm BatchMatMul is fast (XNNPACK, ~15 GFLOP/s) only for a single
  * product with neither operand transposed; transposed operands (every matMul
@@ -411,13 +418,6 @@ function xnnpackProducts(wasm: WasmBackend, a: Info, b: Info, out: Info, e: Batc
  * entry. (A plain JS loop for small entries was tried: it is slower even for
  * 480 products of 8 x 8 matrices, 34 vs 28 ms.)
  */
-/** The permutation that exchanges a tensor's last two axes. */
-function lastAxesSwapped(t: Info): number[] {
-  const perm = t.shape.map((_, i) => i);
-  perm.splice(-2, 2, perm.length - 1, perm.length - 2);
-  return perm;
-}
-
 function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   return (args => {
     const wasm = args.backend as unknown as WasmBackend;
@@ -436,11 +436,7 @@ function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ke
     const rows = a.shape[a.shape.length - (transposeA ? 1 : 2)];
     const cols = b.shape[b.shape.length - (transposeB ? 2 : 1)];
     let out: Info;
-    if (batchA === 1 && batchB === 1) {
-      if (transposeA) a = swapLastAxes(a);
-      if (transposeB) b = swapLastAxes(b);
-      out = single({inputs: {a, b}, attrs: {transposeA: false, transposeB: false}, backend: args.backend}) as Info;
-    } else if (cols >= 4 * rows) {
+    if ((batchA > 1 || batchB > 1) && cols >= 4 * rows) {
       // XNNPACK packs the right operand on every call and runs fastest with many rows: when the
       // right operand is much the larger, compute (B^T A^T)^T instead. (Measured on ConvNorm's
       // 512-channel products at batch 32: 63 -> 27 ms, transposes included; the Fourier
@@ -453,11 +449,19 @@ function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ke
     } else {
       if (transposeA) a = swapLastAxes(a);
       if (transposeB) b = swapLastAxes(b);
-      out = batchedProducts(wasm, a, b, batchA, batchB);
+      out = batchA === 1 && batchB === 1
+        ? single({inputs: {a, b}, attrs: {transposeA: false, transposeB: false}, backend: args.backend}) as Info
+        : batchedProducts(wasm, a, b, batchA, batchB);
     }
     for (const t of temporaries) wasm.disposeData(t.dataId);
     return out;
   }) as tf.KernelFunc;
+}
+
+/** An output that shares x's (immutable) data under another shape. */
+function shareData(backend: tf.KernelBackend, x: Info, shape: number[]): Info {
+  (backend as unknown as WasmBackend).incRef(x.dataId);
+  return {dataId: x.dataId, shape, dtype: x.dtype};
 }
 
 /**
@@ -494,10 +498,7 @@ function makeTranspose(original: tf.KernelFunc): tf.KernelFunc {
     const reduced = collapseTranspose(x.shape, perm);
     if (reduced.perm.length === perm.length) return original(args);
     const outShape = perm.map(a => x.shape[a]);
-    if (reduced.perm.every((a, i) => a === i)) {
-      (args.backend as unknown as WasmBackend).incRef(x.dataId);
-      return {dataId: x.dataId, shape: outShape, dtype: x.dtype};
-    }
+    if (reduced.perm.every((a, i) => a === i)) return shareData(args.backend as tf.KernelBackend, x, outShape);
     const out = original({...args, inputs: {x: {...x, shape: reduced.shape}}, attrs: {perm: reduced.perm}}) as Info;
     return {...out, shape: outShape};
   }) as tf.KernelFunc;
@@ -510,9 +511,7 @@ function makeTranspose(original: tf.KernelFunc): tf.KernelFunc {
  * through here.
  */
 function identity({inputs, backend}: {inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend}): Info {
-  const x = inputs.x!;
-  (backend as unknown as WasmBackend).incRef(x.dataId);
-  return {dataId: x.dataId, shape: x.shape, dtype: x.dtype};
+  return shareData(backend, inputs.x!, inputs.x!.shape);
 }
 
 const KERNELS: Array<[string, tf.KernelFunc]> = [
