@@ -1,5 +1,5 @@
 /**
- * `convnorm demo`: ConvNorm2D layers on random weights next to the plain
+ * `convnorm isometry`: ConvNorm2D layers on random weights next to the plain
  * convolution with the same kernel, for the CIFAR ResNet-18 layer shapes: how
  * far each output channel is from an isometry, and spectral norms (Sedghi et
  * al.'s per-frequency singular values, circular boundary on the
@@ -13,7 +13,7 @@ import {convNorm2d} from '../convnorm/layer.js';
 import {torchDefaultInit} from '../layers/initializers.js';
 import {formatTable} from '../report/table.js';
 
-export interface DemoLayer {
+export interface IsometryLayer {
   name: string;
   inChannels: number;
   filters: number;
@@ -22,7 +22,7 @@ export interface DemoLayer {
 }
 
 /** CIFAR ResNet-18's distinct 3x3 conv shapes. */
-export const RESNET18_LAYERS: DemoLayer[] = [
+export const RESNET18_LAYERS: IsometryLayer[] = [
   {name: 'stem 3->64', inChannels: 3, filters: 64, size: 32, strides: 1},
   {name: 'block 64->64', inChannels: 64, filters: 64, size: 32, strides: 1},
   {name: 'down 64->128 s2', inChannels: 64, filters: 128, size: 32, strides: 2},
@@ -41,7 +41,7 @@ export interface OperatorMetrics {
   spectralNorm: number;
 }
 
-export interface DemoRow {
+export interface IsometryRow {
   layer: string;
   conv: OperatorMetrics;
   convNorm: OperatorMetrics;
@@ -56,7 +56,7 @@ function metrics(kernel: KernelValues, grid: [number, number], scale?: RowScale)
  * weights into the running V, and analyses the kernel with and without that V.
  * `weightScale` multiplies the initial kernel (ConvNorm is invariant to it).
  */
-export function runDemoLayer(spec: DemoLayer, seed: number, weightScale = 1): DemoRow {
+export function runIsometryLayer(spec: IsometryLayer, seed: number, weightScale = 1): IsometryRow {
   // The reference's default initializer (bound 1/sqrt(fan_in)) times weightScale.
   const kernelInitializer = torchDefaultInit(seed, weightScale);
   const layer = convNorm2d({filters: spec.filters, kernelSize: 3, strides: spec.strides, padding: 1,
@@ -80,7 +80,7 @@ export function runDemoLayer(spec: DemoLayer, seed: number, weightScale = 1): De
 
 const fmt = (x: number) => (x < 1e-3 ? x.toExponential(1) : x.toFixed(3));
 
-export function formatDemo(rows: DemoRow[]): string {
+export function formatIsometry(rows: IsometryRow[]): string {
   return formatTable(
     ['layer', 'conv: isometry err', 'channel norm', 'layer norm', 'ConvNorm: isometry err', 'channel norm',
      'layer norm'],

@@ -15,7 +15,7 @@ import {formatTable} from '../report/table.js';
 import {formatDemoResults, runDemo} from './demo.js';
 import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig,
         runExperiment} from './experiment.js';
-import {DemoRow, formatDemo, RESNET18_LAYERS, runDemoLayer} from './isometry.js';
+import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 
 function integer(flag: string) {
   return (value: string) => {
@@ -72,15 +72,15 @@ async function isometry(options: {backend?: BackendName; threads?: number; seed:
               '(Sedghi et al. 2019).\n' +
               'ConvNorm here is the preconditioned convolution; the affine filter and BatchNorm after it are ' +
               'not included.\n');
-  const rows: DemoRow[] = [];
+  const rows: IsometryRow[] = [];
   for (const spec of RESNET18_LAYERS) {
-    rows.push(runDemoLayer(spec, options.seed));
+    rows.push(runIsometryLayer(spec, options.seed));
     if (process.stdout.isTTY) process.stdout.write(`\r${rows.length}/${RESNET18_LAYERS.length} layers`);
   }
   if (process.stdout.isTTY) process.stdout.write('\r');
-  console.log(formatDemo(rows));
+  console.log(formatIsometry(rows));
   const spec = RESNET18_LAYERS[1];
-  const scaled = runDemoLayer(spec, options.seed, 10);
+  const scaled = runIsometryLayer(spec, options.seed, 10);
   console.log(`\nScale invariance (${spec.name}, weights x10): conv layer norm ${rows[1].conv.spectralNorm.toFixed(3)}` +
               ` -> ${scaled.conv.spectralNorm.toFixed(3)}, ConvNorm ${rows[1].convNorm.spectralNorm.toFixed(3)}` +
               ` -> ${scaled.convNorm.spectralNorm.toFixed(3)}.`);
