@@ -27,7 +27,17 @@ describe('useBackend', () => {
 });
 
 /** Starts the wasm backend in a fresh process (it picks its threads once per process). */
-function startInChild(env: Record<string, string>): {backend: string; threads: number; sum: number} {
+interface Child {
+  backend: string;
+  threads: number;
+  sum: number;
+  simd: boolean;
+  transposeMatches: boolean;
+  aboveTwoGigabytes?: boolean;
+  highHeapMatches?: boolean;
+}
+
+function startInChild(env: Record<string, string>): Child {
   const script = new URL('./helpers/start_wasm.ts', import.meta.url).pathname;
   const out = execFileSync(process.execPath, ['--import', 'tsx', script],
                            {env: {...process.env, ...env}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore']});
@@ -40,11 +50,17 @@ describe('multi-threaded wasm', () => {
     assert.equal(threaded.backend, 'wasm');
     assert.equal(threaded.threads, Math.min(4, os.cpus().length));
     const noSharedMemory = startInChild({NO_SHARED_MEMORY: '1'});
-    assert.deepEqual({...noSharedMemory, sum: undefined}, {backend: 'wasm', threads: 1, sum: undefined});
+    assert.deepEqual({...noSharedMemory, sum: undefined},
+                     {backend: 'wasm', threads: 1, sum: undefined, simd: true, transposeMatches: true});
     const noSharedArrayBuffer = startInChild({REMOVE_GLOBAL: 'SharedArrayBuffer'});
     assert.equal(noSharedArrayBuffer.threads, 1);
     assert.equal(startInChild({CONVNORM_WASM_THREADS: '1'}).threads, 1);
     // The same convolution whatever the threading (XNNPACK splits work, not sums).
+    // The SIMD module loads on the shared (threaded) memory and on the plain one, and works above 2 GB.
+    const highHeap = startInChild({HIGH_HEAP: '1'});
+    assert.deepEqual([highHeap.aboveTwoGigabytes, highHeap.highHeapMatches], [true, true]);
+    assert.deepEqual([threaded.simd, threaded.transposeMatches], [true, true]);
+    assert.deepEqual([noSharedArrayBuffer.simd, noSharedArrayBuffer.transposeMatches], [true, true]);
     for (const other of [noSharedMemory, noSharedArrayBuffer]) {
       assert.ok(Math.abs(other.sum - threaded.sum) <= 1e-4 * Math.abs(threaded.sum), `${other.sum} vs ${threaded.sum}`);
     }

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {BATCH_NORM_FORWARD, hasBatchNormKernels} from '../src/engine/batch_norm_kernels.js';
+import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {BatchNorm2D} from '../src/layers/batch_norm.js';
 import {NormKind} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
@@ -80,10 +81,13 @@ describe('BatchNorm2D (PyTorch semantics)', () => {
     assert.equal(copy.affine, true);
   });
   // The fused kernels on cpu and wasm, and the tf-op form other backends (tfjs-node, webgl) run.
-  const paths = [...TEST_BACKENDS.map(b => [b, true] as const), ['cpu', false] as const];
-  for (const [backend, fused] of paths) {
+  // On wasm the fused kernels run as the SIMD module, or as JS loops where it cannot load.
+  const paths = [...TEST_BACKENDS.map(b => [b, true, true] as const), ['wasm', true, false] as const,
+                 ['cpu', false, false] as const];
+  for (const [backend, fused, simd] of paths) {
     const what = fused ? 'the fused training kernels match' : 'the tf-op form matches';
-    it(`${what} autodiff of the plain expression (${backend})`, async () => {
+    const how = backend === 'wasm' ? `, SIMD kernels ${simd ? 'on' : 'off'}` : '';
+    it(`${what} autodiff of the plain expression (${backend}${how})`, async () => {
       // Reference: tf's autodiff of (x - mean) / sqrt(var + eps) * gamma + beta on cpu, no custom gradient.
       await useTestBackend('cpu');
       const shape = [6, 5, 7, 8];
@@ -105,6 +109,8 @@ describe('BatchNorm2D (PyTorch semantics)', () => {
       assert.ok(hasBatchNormKernels(), `no fused BatchNorm kernels on ${backend}`);
       const forwardKernel = tf.getKernel(BATCH_NORM_FORWARD, backend)!;
       if (!fused) tf.unregisterKernel(BATCH_NORM_FORWARD, backend);
+      if (backend === 'wasm') assert.equal(simdKernels(tf.backend()) !== undefined, true, 'the SIMD module did not load');
+      setSimdKernels(simd);
       try {
         const layer = new BatchNorm2D();
         layer.build(shape);
@@ -122,6 +128,7 @@ describe('BatchNorm2D (PyTorch semantics)', () => {
         tf.dispose([x, w, dx, ...Object.values(grads), ...layer.weights.map(v => v.read())]);
       } finally {
         if (!fused) tf.registerKernel(forwardKernel);
+        setSimdKernels(true);
       }
     });
   }

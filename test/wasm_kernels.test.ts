@@ -9,6 +9,8 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
+import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_kernels.js';
+import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {collapseTranspose, registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
 import {useTestBackend} from './helpers/backends.js';
 import {assertClose} from './helpers/numerics.js';
@@ -16,17 +18,27 @@ import {randomTensor} from './helpers/random.js';
 
 type Grads = tf.Tensor[];
 
-async function gradsOn(backend: 'cpu' | 'wasm', fn: () => Grads): Promise<Float32Array[]> {
+/** Runs fn on `backend`; on wasm, with the SIMD kernels (checked to be there) or with their fallbacks. */
+async function gradsOn(backend: 'cpu' | 'wasm', fn: () => Grads, simd = true): Promise<Float32Array[]> {
   await useTestBackend(backend);
-  return tf.tidy(() => fn().map(g => g.dataSync() as Float32Array));
+  if (backend === 'wasm' && simd) assert.ok(simdKernels(tf.backend()) !== undefined, 'the SIMD module did not load');
+  setSimdKernels(simd);
+  try {
+    return tf.tidy(() => fn().map(g => g.dataSync() as Float32Array));
+  } finally {
+    setSimdKernels(true);
+  }
 }
+
+const SIMD = [true, false];
+const simdName = (simd: boolean) => `SIMD kernels ${simd ? 'on' : 'off'}`;
 
 const KERNELS: Array<[number, number]> = [[1, 1], [2, 2], [3, 3], [4, 4], [5, 5], [3, 1], [2, 5]];
 
 describe('wasm training kernels match cpu', () => {
   registerWasmTrainingKernels();
-  for (const depthwise of [false, true]) {
-    it(`${depthwise ? 'depthwiseConv2d (multipliers 1, 2)' : 'conv2d'} gradients`, async () => {
+  for (const [depthwise, simd] of [false, true].flatMap(d => SIMD.map(s => [d, s]))) {
+    it(`${depthwise ? 'depthwiseConv2d (multipliers 1, 2)' : 'conv2d'} gradients, ${simdName(simd)}`, async () => {
       let seed = 1;
       for (const [kh, kw] of KERNELS) {
         for (const stride of [1, 2, 3]) {
@@ -47,7 +59,7 @@ describe('wasm training kernels match cpu', () => {
                 return tf.grads(f)([x, filter]);
               };
               const expected = await gradsOn('cpu', run);
-              const actual = await gradsOn('wasm', run);
+              const actual = await gradsOn('wasm', run, simd);
               const what = `${kh}x${kw} stride ${stride} ${pad} multiplier ${multiplier} co ${co}`;
               tf.tidy(() => {
                 assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-4, `${what}: d/dx`);
@@ -65,7 +77,10 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
   registerWasmTrainingKernels();
   const compare = async (what: string, run: () => tf.Tensor) => {
     const expected = await gradsOn('cpu', () => [run()]);
-    const actual = await gradsOn('wasm', () => [run()]);
+    for (const simd of SIMD) await compareTo(expected, `${what}, ${simdName(simd)}`, run, simd);
+  };
+  const compareTo = async (expected: Float32Array[], what: string, run: () => tf.Tensor, simd: boolean) => {
+    const actual = await gradsOn('wasm', () => [run()], simd);
     assert.deepEqual(actual[0].length, expected[0].length, what);
     if (expected[0].length > 0) {
       tf.tidy(() => assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-6, what));
@@ -98,10 +113,16 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       [[4, 5, 1, 6], [0, 2, 1, 3]],
       [[4, 5, 6], [2, 0, 1]],
       [[7, 9], [1, 0]],
+      // SIMD planes: 4 x 4 blocks, 32 x 32 tiles and their ragged edges; two looped axes and more.
+      [[37, 70], [1, 0]],
+      [[3, 33, 2, 35], [0, 3, 2, 1]],
+      [[2, 3, 5, 6, 9, 7], [5, 1, 3, 0, 4, 2]],
+      [[66, 5, 8], [2, 1, 0]],
     ];
     for (const [shape, perm] of cases) {
       await compare(`transpose ${shape} by ${perm}`, () => tf.transpose(randomTensor(shape, shape.length), perm));
     }
+    await compare('int32 transpose', () => tf.transpose(tf.reshape(tf.range(0, 5 * 6 * 7, 1, 'int32'), [5, 6, 7]), [2, 0, 1]));
     assert.deepEqual(collapseTranspose([2, 3, 4, 5, 6], [3, 4, 2, 0, 1]), {shape: [6, 4, 30], perm: [2, 1, 0]});
     assert.deepEqual(collapseTranspose([4, 5, 1, 6], [0, 2, 1, 3]), {shape: [120], perm: [0]});
   });
@@ -154,5 +175,31 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
         return tf.concat([tf.reshape(ga, [-1]), tf.reshape(gb, [-1])]);
       });
     }
+  });
+});
+
+describe('the SIMD module', () => {
+  it('gives the results of the JS loops it replaces, bit for bit (BatchNorm, depthwise filter gradient, Sum)', async () => {
+    await useTestBackend('wasm');
+    // 13 channels: SIMD lanes plus a remainder; mean 3, std 2 so the BatchNorm pivot matters.
+    const run = () => {
+      const x = tf.add(tf.mul(randomTensor([5, 11, 9, 13], 31), 2), 3) as tf.Tensor4D;
+      const dy = randomTensor([5, 11, 9, 13], 32);
+      const gamma = randomTensor([13], 33);
+      const beta = randomTensor([13], 34);
+      const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_FORWARD, {x, gamma, beta}, {epsilon: 1e-3}) as tf.Tensor[];
+      const bnGrads = tf.engine().runKernel(BATCH_NORM_BACKWARD, {dy, x, mean, variance, gamma}, {epsilon: 1e-3}) as tf.Tensor[];
+      const filterGrads = [1, 2].map(stride => {
+        const dyConv = randomTensor(tf.depthwiseConv2d(x, tf.ones([3, 3, 13, 1]), stride, 'same').shape, 35 + stride);
+        return tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', {x, dy: dyConv},
+                                     {strides: stride, pad: 'same', dilations: 1, filterShape: [3, 3, 13, 1]}) as tf.Tensor;
+      });
+      return [y, mean, variance, ...bnGrads, ...filterGrads, tf.sum(x, [0, 1, 2])];
+    };
+    const simd = await gradsOn('wasm', run, true);
+    const js = await gradsOn('wasm', run, false);
+    const names = ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta', 'filter gradient stride 1',
+                   'filter gradient stride 2', 'sum'];
+    simd.forEach((values, i) => assert.deepEqual(values, js[i], names[i]));
   });
 });

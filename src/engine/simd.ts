@@ -1,0 +1,118 @@
+/**
+ * The WebAssembly SIMD kernels of simd/kernels.c, instantiated on the wasm
+ * backend's own memory (the module imports it), so they read and write
+ * tensors in place. Kernels that find no module (another backend, a memory
+ * the module cannot import, a browser that refuses synchronous compiles, or
+ * `setSimdKernels(false)`) run their JS loops instead.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+
+import {PLAIN_MEMORY_MODULE, SHARED_MEMORY_MODULE} from './simd/kernels_wasm.js';
+
+/** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
+export interface SimdExports {
+  moments(x: number, rows: number, c: number, pivot: number, sums: number, squares: number): void;
+  normalize(x: number, y: number, rows: number, c: number, centre: number, scale: number, shift: number): void;
+  gradient_sums(dy: number, x: number, rows: number, c: number, centre: number, sumDy: number,
+                sumDyXc: number): void;
+  gradient_input(dy: number, x: number, dx: number, rows: number, c: number, a: number, slope: number,
+                 centre: number, offset: number): void;
+  sum_rows(x: number, rows: number, c: number, sums: number): void;
+  depthwise_tap(x: number, dy: number, rows: number, cols: number, c: number, xStep: number, xRowStep: number,
+                dyRowStep: number, acc: number, sums: number): void;
+  transpose_planes(x: number, out: number, rows: number, cols: number, inStride: number, outStride: number,
+                   outer: number, inOuter: number, outOuter: number, inner: number, inInner: number,
+                   outInner: number): void;
+}
+
+/** The parts of the Emscripten module behind tfjs-backend-wasm 4.22 (pinned) used here. */
+interface EmscriptenModule {
+  wasmMemory?: WebAssembly.Memory;
+  asm?: Record<string, unknown>;
+  _malloc(bytes: number): number;
+  _free(pointer: number): void;
+}
+
+type Floats = Float32Array | Float64Array | Int32Array | Uint8Array;
+
+export class SimdKernels {
+  constructor(readonly exports: SimdExports, private readonly memory: WebAssembly.Memory,
+              private readonly module: EmscriptenModule) {}
+
+  /**
+   * Runs `body` with a pointer for each array: arrays on the backend's heap
+   * (tensor views) pass as they are; others (per-channel parameters and
+   * sums) are copied into scratch memory for the call and back after it.
+   */
+  withPointers(arrays: Floats[], body: (pointers: number[]) => void): void {
+    // Offsets first: an allocation may grow the memory, and a grown plain memory detaches old views.
+    const onHeap = arrays.map(a => a.buffer === this.memory.buffer);
+    const pointers = arrays.map((a, i) => (onHeap[i] ? a.byteOffset : 0));
+    const bytes = arrays.reduce((total, a, i) => total + (onHeap[i] ? 0 : align8(a.byteLength)), 0);
+    // Unsigned: malloc's i32 result reads as negative above 2 GB.
+    const scratch = bytes > 0 ? this.module._malloc(bytes) >>> 0 : 0;
+    if (bytes > 0 && scratch === 0) throw new Error(`the wasm heap could not allocate ${bytes} bytes of scratch`);
+    try {
+      let next = scratch;
+      arrays.forEach((a, i) => {
+        if (onHeap[i]) return;
+        pointers[i] = next;
+        new Uint8Array(this.memory.buffer, next, a.byteLength).set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+        next += align8(a.byteLength);
+      });
+      body(pointers);
+      arrays.forEach((a, i) => {
+        if (!onHeap[i]) new Uint8Array(a.buffer, a.byteOffset, a.byteLength).set(new Uint8Array(this.memory.buffer, pointers[i], a.byteLength));
+      });
+    } finally {
+      if (scratch !== 0) this.module._free(scratch);
+    }
+  }
+}
+
+function align8(bytes: number): number {
+  return Math.ceil(bytes / 8) * 8;
+}
+
+let enabled = true;
+const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
+
+/** Turns the SIMD kernels off (their JS loops run instead) or back on; for tests and A/B timing. */
+export function setSimdKernels(on: boolean): void {
+  enabled = on;
+}
+
+/** By its tag rather than instanceof: the memory may come from another realm (or a wrapped constructor). */
+function isMemory(value: unknown): value is WebAssembly.Memory {
+  return Object.prototype.toString.call(value) === '[object WebAssembly.Memory]';
+}
+
+function backendMemory(module: EmscriptenModule): WebAssembly.Memory | undefined {
+  if (isMemory(module.wasmMemory)) return module.wasmMemory;
+  return Object.values(module.asm ?? {}).find(isMemory);
+}
+
+function decode(base64: string): Uint8Array<ArrayBuffer> {
+  return Uint8Array.from(atob(base64), ch => ch.charCodeAt(0));
+}
+
+/** The kernels on `backend`'s memory, when it is the wasm backend and the module can run there. */
+export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined {
+  if (!enabled || !('typedArrayFromHeap' in backend)) return undefined;
+  const module = (backend as unknown as {wasm: EmscriptenModule}).wasm;
+  const memory = backendMemory(module);
+  if (memory === undefined) return undefined;
+  let kernels = instances.get(memory);
+  if (kernels === undefined) {
+    const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+    try {
+      const compiled = new WebAssembly.Module(decode(shared ? SHARED_MEMORY_MODULE : PLAIN_MEMORY_MODULE));
+      const instance = new WebAssembly.Instance(compiled, {env: {memory}});
+      kernels = new SimdKernels(instance.exports as unknown as SimdExports, memory, module);
+    } catch {
+      kernels = null;
+    }
+    instances.set(memory, kernels);
+  }
+  return kernels ?? undefined;
+}

@@ -1,0 +1,147 @@
+// Memory-bound training kernels for the wasm backend, compiled to WebAssembly
+// SIMD (scripts/build-simd.mjs) and run on tfjs-backend-wasm's own memory,
+// which the module imports: no copies in or out. JS loops over the same
+// memory ran BatchNorm at 6-10 ns per element and pass.
+//
+// Each kernel does the arithmetic of its JS twin in the same order and in
+// float64 where JS numbers are (so the two give identical results): the
+// kernels are memory-bound, and f64x2 lanes keep up with the memory.
+//
+// The module owns no memory: no static data and no stack (the build checks
+// both), since every byte of the imported memory belongs to tfjs's allocator.
+// Scratch space comes from the caller, allocated with tfjs's malloc.
+
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+// sums[k] += x[r, k] - pivot[k], squares[k] += (x[r, k] - pivot[k])^2 over rows, in float64.
+EXPORT(moments)
+void moments(const float* x, int rows, int c, const float* pivot, double* sums, double* squares) {
+  for (int r = 0; r < rows; r++) {
+    const float* row = x + (long)r * c;
+    for (int k = 0; k < c; k++) {
+      double d = (double)row[k] - (double)pivot[k];
+      sums[k] += d;
+      squares[k] += d * d;
+    }
+  }
+}
+
+// y[r, k] = (x[r, k] - centre[k]) * scale[k] + shift[k].
+EXPORT(normalize)
+void normalize(const float* x, float* y, int rows, int c, const float* centre, const float* scale,
+               const float* shift) {
+  for (int r = 0; r < rows; r++) {
+    const float* in = x + (long)r * c;
+    float* out = y + (long)r * c;
+    for (int k = 0; k < c; k++) out[k] = (float)(((double)in[k] - (double)centre[k]) * (double)scale[k] + (double)shift[k]);
+  }
+}
+
+// sumDy[k] += dy[r, k], sumDyXc[k] += dy[r, k] (x[r, k] - centre[k]) over rows, in float64.
+EXPORT(gradient_sums)
+void gradient_sums(const float* dy, const float* x, int rows, int c, const float* centre, double* sumDy,
+                   double* sumDyXc) {
+  for (int r = 0; r < rows; r++) {
+    const float* d = dy + (long)r * c;
+    const float* in = x + (long)r * c;
+    for (int k = 0; k < c; k++) {
+      sumDy[k] += (double)d[k];
+      sumDyXc[k] += (double)d[k] * ((double)in[k] - (double)centre[k]);
+    }
+  }
+}
+
+// dx[r, k] = a[k] dy[r, k] - slope[k] (x[r, k] - centre[k]) - offset[k].
+EXPORT(gradient_input)
+void gradient_input(const float* dy, const float* x, float* dx, int rows, int c, const float* a,
+                    const float* slope, const float* centre, const float* offset) {
+  for (int r = 0; r < rows; r++) {
+    const float* d = dy + (long)r * c;
+    const float* in = x + (long)r * c;
+    float* out = dx + (long)r * c;
+    for (int k = 0; k < c; k++) out[k] = (float)((double)a[k] * (double)d[k] - (double)slope[k] * ((double)in[k] - (double)centre[k])
+                                                - (double)offset[k]);
+  }
+}
+
+// sums[k] += x[r, k] over rows, in float64.
+EXPORT(sum_rows)
+void sum_rows(const float* x, int rows, int c, double* sums) {
+  for (int r = 0; r < rows; r++) {
+    const float* row = x + (long)r * c;
+    for (int k = 0; k < c; k++) sums[k] += (double)row[k];
+  }
+}
+
+// One image and one tap of a depthwise filter gradient with channel multiplier 1:
+// acc[k] = sum over the tap's valid outputs (p, q) of x[xRow(p) + q xStep + k] dy[dyRow(p) + q c + k],
+// in float64, then sums[k] += acc[k]. `x` and `dy` point at the tap's first valid position;
+// consecutive output rows are `xRowStep` / `dyRowStep` floats apart.
+EXPORT(depthwise_tap)
+void depthwise_tap(const float* x, const float* dy, int rows, int cols, int c, int xStep, int xRowStep,
+                   int dyRowStep, double* acc, double* sums) {
+  for (int k = 0; k < c; k++) acc[k] = 0;
+  for (int p = 0; p < rows; p++) {
+    const float* xr = x + (long)p * xRowStep;
+    const float* dr = dy + (long)p * dyRowStep;
+    for (int q = 0; q < cols; q++) {
+      const float* xq = xr + (long)q * xStep;
+      const float* dq = dr + (long)q * c;
+      for (int k = 0; k < c; k++) acc[k] += (double)xq[k] * dq[k];
+    }
+  }
+  for (int k = 0; k < c; k++) sums[k] += acc[k];
+}
+
+// out[j * outStride + i] = in[i * inStride + j] for i < rows, j < cols: one plane of a transpose
+// (the input's last axis against the output's), in 4 x 4 blocks transposed in registers
+// inside 32 x 32 tiles, so that reads and writes both run along cache lines.
+static void transpose_plane(const float* in, float* out, int rows, int cols, int inStride, int outStride) {
+  for (int i0 = 0; i0 < rows; i0 += 32) {
+    int i1 = i0 + 32 < rows ? i0 + 32 : rows;
+    for (int j0 = 0; j0 < cols; j0 += 32) {
+      int j1 = j0 + 32 < cols ? j0 + 32 : cols;
+      int i = i0;
+      for (; i + 4 <= i1; i += 4) {
+        const float* r = in + (long)i * inStride;
+        int j = j0;
+        for (; j + 4 <= j1; j += 4) {
+          v128_t a = wasm_v128_load(r + j);
+          v128_t b = wasm_v128_load(r + inStride + j);
+          v128_t c = wasm_v128_load(r + 2L * inStride + j);
+          v128_t d = wasm_v128_load(r + 3L * inStride + j);
+          v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5);
+          v128_t ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
+          v128_t cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
+          v128_t cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+          float* o = out + (long)j * outStride + i;
+          wasm_v128_store(o, wasm_i32x4_shuffle(ab0, cd0, 0, 1, 4, 5));
+          wasm_v128_store(o + outStride, wasm_i32x4_shuffle(ab0, cd0, 2, 3, 6, 7));
+          wasm_v128_store(o + 2L * outStride, wasm_i32x4_shuffle(ab1, cd1, 0, 1, 4, 5));
+          wasm_v128_store(o + 3L * outStride, wasm_i32x4_shuffle(ab1, cd1, 2, 3, 6, 7));
+        }
+        for (; j < j1; j++) {
+          for (int k = 0; k < 4; k++) out[(long)j * outStride + i + k] = r[(long)k * inStride + j];
+        }
+      }
+      for (; i < i1; i++) {
+        for (int j = j0; j < j1; j++) out[(long)j * outStride + i] = in[(long)i * inStride + j];
+      }
+    }
+  }
+}
+
+// outer x inner planes (see transpose_plane); plane (a, b) starts at a * inOuter + b * inInner
+// floats into `in` and at a * outOuter + b * outInner into `out`.
+EXPORT(transpose_planes)
+void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int outer,
+                      int inOuter, int outOuter, int inner, int inInner, int outInner) {
+  for (int a = 0; a < outer; a++) {
+    for (int b = 0; b < inner; b++) {
+      transpose_plane(in + (long)a * inOuter + (long)b * inInner, out + (long)a * outOuter + (long)b * outInner,
+                      rows, cols, inStride, outStride);
+    }
+  }
+}
