@@ -95,53 +95,73 @@ void depthwise_tap(const float* x, const float* dy, int rows, int cols, int c, i
   for (int k = 0; k < c; k++) sums[k] += acc[k];
 }
 
-// out[j * outStride + i] = in[i * inStride + j] for i < rows, j < cols: one plane of a transpose
-// (the input's last axis against the output's), in 4 x 4 blocks transposed in registers
-// inside 32 x 32 tiles, so that reads and writes both run along cache lines.
-static void transpose_plane(const float* in, float* out, int rows, int cols, int inStride, int outStride) {
+// out[j * outStride + i] = in[i * inStride + j] for i0 <= i < i1, j0 <= j < j1: a tile of one plane
+// of a transpose (the input's last axis, j, against the output's, i), in 4 x 4 blocks transposed
+// in registers.
+static void transpose_tile(const float* in, float* out, int i0, int i1, int j0, int j1, int inStride,
+                           int outStride) {
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const float* r = in + (long)i * inStride;
+    int j = j0;
+    for (; j + 4 <= j1; j += 4) {
+      v128_t a = wasm_v128_load(r + j);
+      v128_t b = wasm_v128_load(r + inStride + j);
+      v128_t c = wasm_v128_load(r + 2L * inStride + j);
+      v128_t d = wasm_v128_load(r + 3L * inStride + j);
+      v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5);
+      v128_t ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
+      v128_t cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
+      v128_t cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
+      float* o = out + (long)j * outStride + i;
+      wasm_v128_store(o, wasm_i32x4_shuffle(ab0, cd0, 0, 1, 4, 5));
+      wasm_v128_store(o + outStride, wasm_i32x4_shuffle(ab0, cd0, 2, 3, 6, 7));
+      wasm_v128_store(o + 2L * outStride, wasm_i32x4_shuffle(ab1, cd1, 0, 1, 4, 5));
+      wasm_v128_store(o + 3L * outStride, wasm_i32x4_shuffle(ab1, cd1, 2, 3, 6, 7));
+    }
+    for (; j < j1; j++) {
+      for (int k = 0; k < 4; k++) out[(long)j * outStride + i + k] = r[(long)k * inStride + j];
+    }
+  }
+  for (; i < i1; i++) {
+    for (int j = j0; j < j1; j++) out[(long)j * outStride + i] = in[(long)i * inStride + j];
+  }
+}
+
+// outer x inner planes of rows x cols; plane (a, b) starts at a * inOuter + b * inInner floats
+// into `in` and at a * outOuter + b * outInner into `out`. Small planes (which stay in cache) go
+// one by one. For large ones the 32 x 32 tiles are the outer loops and the planes the inner ones:
+// a tile's 128-byte runs of input rows and of output rows are then used whole while they are in
+// cache, even where a plane's rows are short and interleaved with other planes' (the Fourier
+// ConvNorm's [2, Fw, Mh, C N] spectra).
+EXPORT(transpose_planes)
+void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int outer,
+                      int inOuter, int outOuter, int inner, int inInner, int outInner) {
+  if ((long long)rows * cols <= 16384) {
+    for (int a = 0; a < outer; a++) {
+      for (int b = 0; b < inner; b++) {
+        const float* from = in + (long)a * inOuter + (long)b * inInner;
+        float* to = out + (long)a * outOuter + (long)b * outInner;
+        for (int i0 = 0; i0 < rows; i0 += 32) {
+          for (int j0 = 0; j0 < cols; j0 += 32) {
+            transpose_tile(from, to, i0, i0 + 32 < rows ? i0 + 32 : rows, j0, j0 + 32 < cols ? j0 + 32 : cols,
+                           inStride, outStride);
+          }
+        }
+      }
+    }
+    return;
+  }
   for (int i0 = 0; i0 < rows; i0 += 32) {
     int i1 = i0 + 32 < rows ? i0 + 32 : rows;
     for (int j0 = 0; j0 < cols; j0 += 32) {
       int j1 = j0 + 32 < cols ? j0 + 32 : cols;
-      int i = i0;
-      for (; i + 4 <= i1; i += 4) {
-        const float* r = in + (long)i * inStride;
-        int j = j0;
-        for (; j + 4 <= j1; j += 4) {
-          v128_t a = wasm_v128_load(r + j);
-          v128_t b = wasm_v128_load(r + inStride + j);
-          v128_t c = wasm_v128_load(r + 2L * inStride + j);
-          v128_t d = wasm_v128_load(r + 3L * inStride + j);
-          v128_t ab0 = wasm_i32x4_shuffle(a, b, 0, 4, 1, 5);
-          v128_t ab1 = wasm_i32x4_shuffle(a, b, 2, 6, 3, 7);
-          v128_t cd0 = wasm_i32x4_shuffle(c, d, 0, 4, 1, 5);
-          v128_t cd1 = wasm_i32x4_shuffle(c, d, 2, 6, 3, 7);
-          float* o = out + (long)j * outStride + i;
-          wasm_v128_store(o, wasm_i32x4_shuffle(ab0, cd0, 0, 1, 4, 5));
-          wasm_v128_store(o + outStride, wasm_i32x4_shuffle(ab0, cd0, 2, 3, 6, 7));
-          wasm_v128_store(o + 2L * outStride, wasm_i32x4_shuffle(ab1, cd1, 0, 1, 4, 5));
-          wasm_v128_store(o + 3L * outStride, wasm_i32x4_shuffle(ab1, cd1, 2, 3, 6, 7));
-        }
-        for (; j < j1; j++) {
-          for (int k = 0; k < 4; k++) out[(long)j * outStride + i + k] = r[(long)k * inStride + j];
+      for (int a = 0; a < outer; a++) {
+        for (int b = 0; b < inner; b++) {
+          transpose_tile(in + (long)a * inOuter + (long)b * inInner, out + (long)a * outOuter + (long)b * outInner,
+                         i0, i1, j0, j1, inStride, outStride);
         }
       }
-      for (; i < i1; i++) {
-        for (int j = j0; j < j1; j++) out[(long)j * outStride + i] = in[(long)i * inStride + j];
-      }
-    }
-  }
-}
-
-// outer x inner planes (see transpose_plane); plane (a, b) starts at a * inOuter + b * inInner
-// floats into `in` and at a * outOuter + b * outInner into `out`.
-EXPORT(transpose_planes)
-void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int outer,
-                      int inOuter, int outOuter, int inner, int inInner, int outInner) {
-  for (int a = 0; a < outer; a++) {
-    for (int b = 0; b < inner; b++) {
-      transpose_plane(in + (long)a * inOuter + (long)b * inInner, out + (long)a * outOuter + (long)b * outInner,
-                      rows, cols, inStride, outStride);
     }
   }
 }
