@@ -33,6 +33,7 @@ interface Child {
   sum: number;
   simd: boolean;
   transposeMatches: boolean;
+  helpers: number;
   aboveTwoGigabytes?: boolean;
   highHeapMatches?: boolean;
 }
@@ -51,7 +52,9 @@ describe('multi-threaded wasm', () => {
     assert.equal(threaded.threads, Math.min(4, os.cpus().length));
     const noSharedMemory = startInChild({NO_SHARED_MEMORY: '1'});
     assert.deepEqual({...noSharedMemory, sum: undefined},
-                     {backend: 'wasm', threads: 1, sum: undefined, simd: true, transposeMatches: true});
+                     {backend: 'wasm', threads: 1, sum: undefined, simd: true, transposeMatches: true, helpers: 0});
+    // One SIMD helper thread per wasm thread beyond the first.
+    assert.equal(threaded.helpers, threaded.threads - 1);
     const noSharedArrayBuffer = startInChild({REMOVE_GLOBAL: 'SharedArrayBuffer'});
     assert.equal(noSharedArrayBuffer.threads, 1);
     assert.equal(startInChild({CONVNORM_WASM_THREADS: '1'}).threads, 1);

@@ -10,7 +10,8 @@ import {describe, it} from 'node:test';
 import * as tf from '@tensorflow/tfjs-core';
 
 import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_kernels.js';
-import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
+import {SimdExports, setSimdKernels, simdKernels} from '../src/engine/simd.js';
+import {SimdHelpers} from '../src/engine/simd_helpers.js';
 import {collapseTranspose, registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
 import {useTestBackend} from './helpers/backends.js';
 import {assertClose} from './helpers/numerics.js';
@@ -152,6 +153,8 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       [[2, 3, 3, 4], [2, 3, 4, 5], false, false],
       [[1, 3, 4], [6, 4, 2], false, false],
       [[6, 3, 4], [4, 2], false, false],
+      // Row and column counts off the SIMD product's 4 x 8 blocks; more entries than threads.
+      [[7, 37, 29], [7, 29, 19], false, false],
       // Entries large enough for XNNPACK's blocked kernels.
       [[3, 64, 48], [3, 48, 64], false, false],
       [[3, 48, 64], [3, 64, 48], true, true],
@@ -201,5 +204,44 @@ describe('the SIMD module', () => {
     const names = ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta', 'filter gradient stride 1',
                    'filter gradient stride 2', 'sum'];
     simd.forEach((values, i) => assert.deepEqual(values, js[i], names[i]));
+  });
+});
+
+describe('SIMD helper threads', () => {
+  it('compute their share of a batch of products, and a failing share is an error, not a hang', async () => {
+    await useTestBackend('wasm');
+    const kernels = simdKernels(tf.backend())!;
+    // A memory of their own (one 64 KB page), so that the failing job cannot touch tfjs's.
+    const memory = new WebAssembly.Memory({initial: 1, maximum: 1, shared: true});
+    assert.ok(kernels.memory.buffer instanceof SharedArrayBuffer, 'the threaded wasm backend did not start');
+    const helpers = await SimdHelpers.start(kernels.compiled, memory, 2);
+    const direct = new WebAssembly.Instance(kernels.compiled, {env: {memory}}).exports as unknown as SimdExports;
+    const heap = new Float32Array(memory.buffer);
+    // 6 products of 3 x 5 by 5 x 9: a at 0, b at 4096, c at 8192 (bytes).
+    const [m, k, n, batch] = [3, 5, 9, 6];
+    const values = randomTensor([batch * (m * k + k * n)], 41).dataSync();
+    heap.set(values.subarray(0, batch * m * k), 0);
+    heap.set(values.subarray(batch * m * k), 1024);
+    const expected = new Float32Array(batch * m * n);
+    for (let e = 0; e < batch; e++) {
+      for (let i = 0; i < m; i++) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let t = 0; t < k; t++) s += heap[e * m * k + i * k + t] * heap[1024 + e * k * n + t * n + j];
+          expected[e * m * n + i * n + j] = s;
+        }
+      }
+    }
+    const args = [0, 4096, 8192, m, k, n, m * k, k * n];
+    const run = (c: number) => helpers.split('gemm_batch', [...args.slice(0, 2), c, ...args.slice(3)], batch,
+                                             (first, last) => direct.gemm_batch(0, 4096, c, m, k, n, m * k, k * n, first, last));
+    run(8192);
+    assertClose(tf.tensor(heap.slice(2048, 2048 + batch * m * n)), tf.tensor(expected), 1e-6, 'products');
+    // Outputs past the end of the memory for the helpers' entries only: they trap.
+    const late = 65536 - 4 * m * n * 2;
+    assert.throws(() => run(late), /SIMD helper thread failed/);
+    heap.fill(0, 2048, 2048 + batch * m * n);
+    run(8192);
+    assertClose(tf.tensor(heap.slice(2048, 2048 + batch * m * n)), tf.tensor(expected), 1e-6, 'after a failure');
   });
 });

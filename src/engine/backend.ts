@@ -14,6 +14,7 @@ import os from 'node:os';
 
 import {registerBatchNormKernels} from './batch_norm_kernels.js';
 import {setLeanBackprop} from './lean_backprop.js';
+import {startSimdHelpers} from './simd.js';
 import {registerWasmTrainingKernels} from './wasm_kernels.js';
 import {startWasm} from './wasm_threads.js';
 
@@ -85,6 +86,8 @@ export async function useBackend(name?: BackendName, options: UseBackendOptions 
     }
     if (await tf.setBackend(candidate)) {
       await tf.ready();
+      // The SIMD module's batched products share their entries with one helper per extra thread.
+      if (candidate === 'wasm') await startSimdHelpers(tf.backend(), (wasmThreads ?? 1) - 1);
       return candidate;
     }
     failed.push(candidate);

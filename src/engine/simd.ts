@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {PLAIN_MEMORY_MODULE, SHARED_MEMORY_MODULE} from './simd/kernels_wasm.js';
+import type {SimdHelpers} from './simd_helpers.js';
 
 /** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
 export interface SimdExports {
@@ -23,6 +24,8 @@ export interface SimdExports {
   transpose_planes(x: number, out: number, rows: number, cols: number, inStride: number, outStride: number,
                    outer: number, inOuter: number, outOuter: number, inner: number, inInner: number,
                    outInner: number): void;
+  gemm_batch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
+             first: number, last: number): void;
 }
 
 /** The parts of the Emscripten module behind tfjs-backend-wasm 4.22 (pinned) used here. */
@@ -36,8 +39,24 @@ interface EmscriptenModule {
 type Floats = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 export class SimdKernels {
-  constructor(readonly exports: SimdExports, private readonly memory: WebAssembly.Memory,
-              private readonly module: EmscriptenModule) {}
+  /** Threads that share batched work (see simd_helpers.ts), once started. */
+  helpers: SimdHelpers | undefined;
+
+  constructor(readonly exports: SimdExports, readonly compiled: WebAssembly.Module,
+              readonly memory: WebAssembly.Memory, private readonly module: EmscriptenModule) {}
+
+  /**
+   * c_e = a_e b_e for e < batch (row-major m x k by k x n; strideA or strideB
+   * 0 for a broadcast operand), the entries shared with the helper threads.
+   */
+  gemmBatch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
+            batch: number): void {
+    const args = [a, b, c, m, k, n, strideA, strideB];
+    const here = (first: number, last: number) =>
+      this.exports.gemm_batch(a, b, c, m, k, n, strideA, strideB, first, last);
+    if (this.helpers === undefined || batch < 2) here(0, batch);
+    else this.helpers.split('gemm_batch', args, batch, here);
+  }
 
   /**
    * Runs `body` with a pointer for each array: arrays on the backend's heap
@@ -108,11 +127,28 @@ export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined 
     try {
       const compiled = new WebAssembly.Module(decode(shared ? SHARED_MEMORY_MODULE : PLAIN_MEMORY_MODULE));
       const instance = new WebAssembly.Instance(compiled, {env: {memory}});
-      kernels = new SimdKernels(instance.exports as unknown as SimdExports, memory, module);
+      kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, memory, module);
     } catch {
       kernels = null;
     }
     instances.set(memory, kernels);
   }
   return kernels ?? undefined;
+}
+
+/**
+ * Starts `count` helper threads for the SIMD kernels on `backend` (the wasm
+ * backend on a shared memory; otherwise there is nothing to share and this
+ * does nothing). Idempotent. Returns the number of helpers running.
+ */
+export async function startSimdHelpers(backend: tf.KernelBackend, count: number): Promise<number> {
+  const kernels = simdKernels(backend);
+  if (kernels === undefined || count < 1) return 0;
+  if (kernels.helpers === undefined) {
+    const shared = typeof SharedArrayBuffer === 'function' && kernels.memory.buffer instanceof SharedArrayBuffer;
+    if (!shared) return 0;
+    const {SimdHelpers} = await import('./simd_helpers.js');
+    kernels.helpers = await SimdHelpers.start(kernels.compiled, kernels.memory, count);
+  }
+  return kernels.helpers.count;
 }

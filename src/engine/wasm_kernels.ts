@@ -397,7 +397,13 @@ function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, ba
     'float32');
   const entries = {batch: Math.max(batchA, batchB), rows, inner, cols,
                    strideA: batchA === 1 ? 0 : rows * inner, strideB: batchB === 1 ? 0 : inner * cols};
-  xnnpackProducts(wasm, a, b, out, entries);
+  const simd = simdKernels(wasm as unknown as tf.KernelBackend);
+  if (simd === undefined) {
+    xnnpackProducts(wasm, a, b, out, entries);
+    return out;
+  }
+  const offset = (t: Info) => wasm.dataIdMap.get(t.dataId).memoryOffset;
+  simd.gemmBatch(offset(a), offset(b), offset(out), rows, inner, cols, entries.strideA, entries.strideB, entries.batch);
   return out;
 }
 

@@ -28,6 +28,7 @@ for (let c = 0; c < 4; c++) for (let h = 0; h < 9; h++) for (let w = 0; w < 9; w
 }
 const result: Record<string, unknown> = {backend, threads: wasmThreadCount(), sum,
                                         simd: simdKernels(tf.backend()) !== undefined,
+                                        helpers: simdKernels(tf.backend())?.helpers?.count ?? 0,
                                         transposeMatches: transposed.every((v, i) => v === byHand[i])};
 if (process.env.HIGH_HEAP) {
   // Tensors and scratch above 2 GB, where wasm's i32 pointers read as negative numbers in JS.
