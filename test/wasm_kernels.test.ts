@@ -119,6 +119,10 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       [[3, 33, 2, 35], [0, 3, 2, 1]],
       [[2, 3, 5, 6, 9, 7], [5, 1, 3, 0, 4, 2]],
       [[66, 5, 8], [2, 1, 0]],
+      // Large enough (64K elements) to be shared with the helper threads: the spectrum layouts.
+      [[2, 18, 34, 130], [3, 2, 0, 1]],
+      [[130, 34, 2, 18], [3, 2, 1, 0]],
+      [[70, 33, 36], [0, 2, 1]],
     ];
     for (const [shape, perm] of cases) {
       await compare(`transpose ${shape} by ${perm}`, () => tf.transpose(randomTensor(shape, shape.length), perm));
@@ -184,10 +188,11 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
 describe('the SIMD module', () => {
   it('gives the results of the JS loops it replaces, bit for bit (BatchNorm, depthwise filter gradient, Sum)', async () => {
     await useTestBackend('wasm');
-    // 13 channels: SIMD lanes plus a remainder; mean 3, std 2 so the BatchNorm pivot matters.
+    // 13 channels: SIMD lanes plus a remainder; mean 3, std 2 so the BatchNorm pivot matters;
+    // over 64K elements, so that the helper threads take their share.
     const run = () => {
-      const x = tf.add(tf.mul(randomTensor([5, 11, 9, 13], 31), 2), 3) as tf.Tensor4D;
-      const dy = randomTensor([5, 11, 9, 13], 32);
+      const x = tf.add(tf.mul(randomTensor([8, 33, 31, 13], 31), 2), 3) as tf.Tensor4D;
+      const dy = randomTensor([8, 33, 31, 13], 32);
       const gamma = randomTensor([13], 33);
       const beta = randomTensor([13], 34);
       const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_FORWARD, {x, gamma, beta}, {epsilon: 1e-3}) as tf.Tensor[];

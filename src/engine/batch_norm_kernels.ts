@@ -112,11 +112,11 @@ function simdPasses(k: SimdKernels): Passes {
     moments: (x, c, ...rest) => k.withPointers([x, ...rest], ([px, pp, ps, pq]) =>
       k.exports.moments(px, rows(x, c), c, pp, ps, pq)),
     normalize: (x, y, c, ...rest) => k.withPointers([x, y, ...rest], ([px, py, pc, pk, pb]) =>
-      k.exports.normalize(px, py, rows(x, c), c, pc, pk, pb)),
+      k.parallel('normalize', [px, py, c, pc, pk, pb], rows(x, c), x.length)),
     gradientSums: (dy, x, c, ...rest) => k.withPointers([dy, x, ...rest], ([pd, px, pc, ps, pq]) =>
       k.exports.gradient_sums(pd, px, rows(x, c), c, pc, ps, pq)),
     gradientInput: (dy, x, dx, c, ...rest) => k.withPointers([dy, x, dx, ...rest], ([pd, px, po, pa, pl, pc, pf]) =>
-      k.exports.gradient_input(pd, px, po, rows(x, c), c, pa, pl, pc, pf)),
+      k.parallel('gradient_input', [pd, px, po, c, pa, pl, pc, pf], rows(x, c), x.length)),
   };
 }
 

@@ -3,27 +3,30 @@
  * backend's own memory (the module imports it), so they read and write
  * tensors in place. Kernels that find no module (another backend, a memory
  * the module cannot import, a browser that refuses synchronous compiles, or
- * `setSimdKernels(false)`) run their JS loops instead.
+ * `setSimdKernels(false)`) run their JS loops, or XNNPACK for the batched
+ * products, instead.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
 import {PLAIN_MEMORY_MODULE, SHARED_MEMORY_MODULE} from './simd/kernels_wasm.js';
-import type {SimdHelpers} from './simd_helpers.js';
+import type {HelperFunction, SimdHelpers} from './simd_helpers.js';
 
 /** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
 export interface SimdExports {
   moments(x: number, rows: number, c: number, pivot: number, sums: number, squares: number): void;
-  normalize(x: number, y: number, rows: number, c: number, centre: number, scale: number, shift: number): void;
+  normalize(x: number, y: number, c: number, centre: number, scale: number, shift: number, first: number,
+            last: number): void;
   gradient_sums(dy: number, x: number, rows: number, c: number, centre: number, sumDy: number,
                 sumDyXc: number): void;
-  gradient_input(dy: number, x: number, dx: number, rows: number, c: number, a: number, slope: number,
-                 centre: number, offset: number): void;
+  gradient_input(dy: number, x: number, dx: number, c: number, a: number, slope: number, centre: number,
+                 offset: number, first: number, last: number): void;
   sum_rows(x: number, rows: number, c: number, sums: number): void;
-  depthwise_tap(x: number, dy: number, rows: number, cols: number, c: number, xStep: number, xRowStep: number,
-                dyRowStep: number, acc: number, sums: number): void;
+  depthwise_filter(x: number, dy: number, n: number, h: number, w: number, c: number, kw: number, sh: number,
+                   sw: number, ho: number, wo: number, top: number, left: number, acc: number, sums: number,
+                   first: number, last: number): void;
   transpose_planes(x: number, out: number, rows: number, cols: number, inStride: number, outStride: number,
-                   outer: number, inOuter: number, outOuter: number, inner: number, inInner: number,
-                   outInner: number): void;
+                   inOuter: number, outOuter: number, inner: number, inInner: number, outInner: number,
+                   first: number, last: number): void;
   gemm_batch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
              first: number, last: number): void;
 }
@@ -46,16 +49,17 @@ export class SimdKernels {
               readonly memory: WebAssembly.Memory, private readonly module: EmscriptenModule) {}
 
   /**
-   * c_e = a_e b_e for e < batch (row-major m x k by k x n; strideA or strideB
-   * 0 for a broadcast operand), the entries shared with the helper threads.
+   * Runs kernel `fn(...args, first, last)` over items [0, items): shared with
+   * the helper threads when there are any and the job is worth waking them
+   * (`elements`, the floats it touches, at least 64K); on this thread otherwise.
+   * Every shared kernel writes disjoint outputs per item, so the split does not
+   * change results.
    */
-  gemmBatch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
-            batch: number): void {
-    const args = [a, b, c, m, k, n, strideA, strideB];
+  parallel(fn: HelperFunction, args: number[], items: number, elements: number): void {
     const here = (first: number, last: number) =>
-      this.exports.gemm_batch(a, b, c, m, k, n, strideA, strideB, first, last);
-    if (this.helpers === undefined || batch < 2) here(0, batch);
-    else this.helpers.split('gemm_batch', args, batch, here);
+      (this.exports[fn] as (...a: number[]) => void)(...args, first, last);
+    if (this.helpers === undefined || items < 2 || elements < 65536) here(0, items);
+    else this.helpers.split(fn, args, items, here);
   }
 
   /**

@@ -1,11 +1,13 @@
-// Memory-bound training kernels for the wasm backend, compiled to WebAssembly
-// SIMD (scripts/build-simd.mjs) and run on tfjs-backend-wasm's own memory,
-// which the module imports: no copies in or out. JS loops over the same
-// memory ran BatchNorm at 6-10 ns per element and pass.
+// Training kernels for the wasm backend, compiled to WebAssembly SIMD
+// (scripts/build-simd.mjs) and run on tfjs-backend-wasm's own memory, which
+// the module imports: no copies in or out.
 //
-// Each kernel does the arithmetic of its JS twin in the same order and in
-// float64 where JS numbers are (so the two give identical results): the
-// kernels are memory-bound, and f64x2 lanes keep up with the memory.
+// The memory-bound kernels (BatchNorm, sums, the depthwise filter gradient)
+// replace JS loops that ran at 6-10 ns per element and pass. Each does the
+// arithmetic of its JS twin in the same order and in float64 where JS numbers
+// are, so the two give identical results; f64x2 lanes keep up with the memory.
+// The transposes replace tfjs's scalar loops, and the batched product replaces
+// one XNNPACK call per entry, which re-packs its right operand every time.
 //
 // The module owns no memory: no static data and no stack (the build checks
 // both), since every byte of the imported memory belongs to tfjs's allocator.
@@ -28,11 +30,11 @@ void moments(const float* x, int rows, int c, const float* pivot, double* sums, 
   }
 }
 
-// y[r, k] = (x[r, k] - centre[k]) * scale[k] + shift[k].
+// y[r, k] = (x[r, k] - centre[k]) * scale[k] + shift[k] for rows first..last-1.
 EXPORT(normalize)
-void normalize(const float* x, float* y, int rows, int c, const float* centre, const float* scale,
-               const float* shift) {
-  for (int r = 0; r < rows; r++) {
+void normalize(const float* x, float* y, int c, const float* centre, const float* scale, const float* shift,
+               int first, int last) {
+  for (int r = first; r < last; r++) {
     const float* in = x + (long)r * c;
     float* out = y + (long)r * c;
     for (int k = 0; k < c; k++) out[k] = (float)(((double)in[k] - (double)centre[k]) * (double)scale[k] + (double)shift[k]);
@@ -53,16 +55,18 @@ void gradient_sums(const float* dy, const float* x, int rows, int c, const float
   }
 }
 
-// dx[r, k] = a[k] dy[r, k] - slope[k] (x[r, k] - centre[k]) - offset[k].
+// dx[r, k] = a[k] dy[r, k] - slope[k] (x[r, k] - centre[k]) - offset[k] for rows first..last-1.
 EXPORT(gradient_input)
-void gradient_input(const float* dy, const float* x, float* dx, int rows, int c, const float* a,
-                    const float* slope, const float* centre, const float* offset) {
-  for (int r = 0; r < rows; r++) {
+void gradient_input(const float* dy, const float* x, float* dx, int c, const float* a, const float* slope,
+                    const float* centre, const float* offset, int first, int last) {
+  for (int r = first; r < last; r++) {
     const float* d = dy + (long)r * c;
     const float* in = x + (long)r * c;
     float* out = dx + (long)r * c;
-    for (int k = 0; k < c; k++) out[k] = (float)((double)a[k] * (double)d[k] - (double)slope[k] * ((double)in[k] - (double)centre[k])
-                                                - (double)offset[k]);
+    for (int k = 0; k < c; k++) {
+      out[k] = (float)((double)a[k] * (double)d[k] - (double)slope[k] * ((double)in[k] - (double)centre[k])
+                       - (double)offset[k]);
+    }
   }
 }
 
@@ -75,24 +79,41 @@ void sum_rows(const float* x, int rows, int c, double* sums) {
   }
 }
 
-// One image and one tap of a depthwise filter gradient with channel multiplier 1:
-// acc[k] = sum over the tap's valid outputs (p, q) of x[xRow(p) + q xStep + k] dy[dyRow(p) + q c + k],
-// in float64, then sums[k] += acc[k]. `x` and `dy` point at the tap's first valid position;
-// consecutive output rows are `xRowStep` / `dyRowStep` floats apart.
-EXPORT(depthwise_tap)
-void depthwise_tap(const float* x, const float* dy, int rows, int cols, int c, int xStep, int xRowStep,
-                   int dyRowStep, double* acc, double* sums) {
-  for (int k = 0; k < c; k++) acc[k] = 0;
-  for (int p = 0; p < rows; p++) {
-    const float* xr = x + (long)p * xRowStep;
-    const float* dr = dy + (long)p * dyRowStep;
-    for (int q = 0; q < cols; q++) {
-      const float* xq = xr + (long)q * xStep;
-      const float* dq = dr + (long)q * c;
-      for (int k = 0; k < c; k++) acc[k] += (double)xq[k] * dq[k];
+// The range [*lo, *hi) of output positions whose tap t lands inside the input: 0 <= o s + t - pad < size.
+static void valid_outputs(int t, int pad, int stride, int size, int outSize, int* lo, int* hi) {
+  int l = pad - t <= 0 ? 0 : (pad - t + stride - 1) / stride;
+  int h = (size - 1 + pad - t) < 0 ? 0 : (size - 1 + pad - t) / stride + 1;
+  *lo = l;
+  *hi = h < outSize ? h : outSize;
+}
+
+// Taps first..last-1 (of kh x kw, row-major) of a depthwise filter gradient with channel
+// multiplier 1: sums[t, k] = sum over images n and the tap's valid outputs (p, q) of
+// x[n, p sh + ta - top, q sw + tb - left, k] dy[n, p, q, k]. Per image and tap the sum runs in
+// float64 over acc[t, k] (caller's scratch, c per tap) and is then added to sums[t, k], the
+// order of the JS loop it replaces.
+EXPORT(depthwise_filter)
+void depthwise_filter(const float* x, const float* dy, int n, int h, int w, int c, int kw, int sh, int sw, int ho,
+                      int wo, int top, int left, double* acc, double* sums, int first, int last) {
+  for (int tap = first; tap < last; tap++) {
+    int ta = tap / kw, tb = tap % kw;
+    int pLo, pHi, qLo, qHi;
+    valid_outputs(ta, top, sh, h, ho, &pLo, &pHi);
+    valid_outputs(tb, left, sw, w, wo, &qLo, &qHi);
+    double* a = acc + (long)tap * c;
+    double* s = sums + (long)tap * c;
+    for (int b = 0; b < n; b++) {
+      for (int k = 0; k < c; k++) a[k] = 0;
+      for (int p = pLo; p < pHi; p++) {
+        const float* xr = x + ((long)(b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c;
+        const float* dr = dy + ((long)(b * ho + p) * wo + qLo) * c;
+        for (int q = qLo; q < qHi; q++, xr += (long)sw * c, dr += c) {
+          for (int k = 0; k < c; k++) a[k] += (double)xr[k] * dr[k];
+        }
+      }
+      for (int k = 0; k < c; k++) s[k] += a[k];
     }
   }
-  for (int k = 0; k < c; k++) sums[k] += acc[k];
 }
 
 // out[j * outStride + i] = in[i * inStride + j] for i0 <= i < i1, j0 <= j < j1: a tile of one plane
@@ -128,17 +149,17 @@ static void transpose_tile(const float* in, float* out, int i0, int i1, int j0, 
   }
 }
 
-// outer x inner planes of rows x cols; plane (a, b) starts at a * inOuter + b * inInner floats
+// Planes (a, b) for first <= a < last and b < inner, each rows x cols; plane (a, b) starts at a * inOuter + b * inInner floats
 // into `in` and at a * outOuter + b * outInner into `out`. Small planes (which stay in cache) go
 // one by one. For large ones the 32 x 32 tiles are the outer loops and the planes the inner ones:
 // a tile's 128-byte runs of input rows and of output rows are then used whole while they are in
 // cache, even where a plane's rows are short and interleaved with other planes' (the Fourier
 // ConvNorm's [2, Fw, Mh, C N] spectra).
 EXPORT(transpose_planes)
-void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int outer,
-                      int inOuter, int outOuter, int inner, int inInner, int outInner) {
+void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int inOuter,
+                      int outOuter, int inner, int inInner, int outInner, int first, int last) {
   if ((long long)rows * cols <= 16384) {
-    for (int a = 0; a < outer; a++) {
+    for (int a = first; a < last; a++) {
       for (int b = 0; b < inner; b++) {
         const float* from = in + (long)a * inOuter + (long)b * inInner;
         float* to = out + (long)a * outOuter + (long)b * outInner;
@@ -156,7 +177,7 @@ void transpose_planes(const float* in, float* out, int rows, int cols, int inStr
     int i1 = i0 + 32 < rows ? i0 + 32 : rows;
     for (int j0 = 0; j0 < cols; j0 += 32) {
       int j1 = j0 + 32 < cols ? j0 + 32 : cols;
-      for (int a = 0; a < outer; a++) {
+      for (int a = first; a < last; a++) {
         for (int b = 0; b < inner; b++) {
           transpose_tile(in + (long)a * inOuter + (long)b * inInner, out + (long)a * outOuter + (long)b * outInner,
                          i0, i1, j0, j1, inStride, outStride);
