@@ -187,74 +187,111 @@ void transpose_planes(const float* in, float* out, int rows, int cols, int inStr
   }
 }
 
-// c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product, all row-major and contiguous,
-// in 4 x 8 register blocks: per t, four broadcast values of a times two vectors of a row of b.
-// No packing: b's 8-column strip (k x 32 bytes) stays in L1 while the row blocks pass over it.
-static void gemm(const float* a, const float* b, float* c, int m, int k, int n) {
-  int j = 0;
-  for (; j + 8 <= n; j += 8) {
-    int i = 0;
-    for (; i + 4 <= m; i += 4) {
-      const float* a0 = a + (long)i * k;
-      const float* a1 = a0 + k;
-      const float* a2 = a1 + k;
-      const float* a3 = a2 + k;
-      v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-      const float* bt = b + j;
-      for (int t = 0; t < k; t++, bt += n) {
-        v128_t b0 = wasm_v128_load(bt);
-        v128_t b1 = wasm_v128_load(bt + 4);
-        v128_t x = wasm_f32x4_splat(a0[t]);
-        c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
-        c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
-        x = wasm_f32x4_splat(a1[t]);
-        c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
-        c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
-        x = wasm_f32x4_splat(a2[t]);
-        c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
-        c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
-        x = wasm_f32x4_splat(a3[t]);
-        c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
-        c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
-      }
-      float* ci = c + (long)i * n + j;
-      wasm_v128_store(ci, c00);
-      wasm_v128_store(ci + 4, c01);
-      wasm_v128_store(ci + n, c10);
-      wasm_v128_store(ci + n + 4, c11);
-      wasm_v128_store(ci + 2L * n, c20);
-      wasm_v128_store(ci + 2L * n + 4, c21);
-      wasm_v128_store(ci + 3L * n, c30);
-      wasm_v128_store(ci + 3L * n + 4, c31);
+// c[i, j0..j0+7] for rows i0..i1-1 (see gemm): per t, four broadcast values of a times two
+// vectors of a row of b, 4 x 8 accumulators in registers.
+static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
+                        int ldc) {
+  int i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const float* a0 = a + (long)i * lda;
+    const float* a1 = a0 + lda;
+    const float* a2 = a1 + lda;
+    const float* a3 = a2 + lda;
+    v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    const float* bt = b + j;
+    for (int t = 0; t < k; t++, bt += ldb) {
+      v128_t b0 = wasm_v128_load(bt);
+      v128_t b1 = wasm_v128_load(bt + 4);
+      v128_t x = wasm_f32x4_splat(a0[t]);
+      c00 = wasm_f32x4_add(c00, wasm_f32x4_mul(x, b0));
+      c01 = wasm_f32x4_add(c01, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a1[t]);
+      c10 = wasm_f32x4_add(c10, wasm_f32x4_mul(x, b0));
+      c11 = wasm_f32x4_add(c11, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a2[t]);
+      c20 = wasm_f32x4_add(c20, wasm_f32x4_mul(x, b0));
+      c21 = wasm_f32x4_add(c21, wasm_f32x4_mul(x, b1));
+      x = wasm_f32x4_splat(a3[t]);
+      c30 = wasm_f32x4_add(c30, wasm_f32x4_mul(x, b0));
+      c31 = wasm_f32x4_add(c31, wasm_f32x4_mul(x, b1));
     }
-    for (; i < m; i++) {
-      const float* ai = a + (long)i * k;
-      v128_t c0 = wasm_f32x4_splat(0), c1 = c0;
-      const float* bt = b + j;
-      for (int t = 0; t < k; t++, bt += n) {
-        v128_t x = wasm_f32x4_splat(ai[t]);
-        c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(x, wasm_v128_load(bt)));
-        c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(x, wasm_v128_load(bt + 4)));
-      }
-      wasm_v128_store(c + (long)i * n + j, c0);
-      wasm_v128_store(c + (long)i * n + j + 4, c1);
-    }
+    float* ci = c + (long)i * ldc + j;
+    wasm_v128_store(ci, c00);
+    wasm_v128_store(ci + 4, c01);
+    wasm_v128_store(ci + ldc, c10);
+    wasm_v128_store(ci + ldc + 4, c11);
+    wasm_v128_store(ci + 2L * ldc, c20);
+    wasm_v128_store(ci + 2L * ldc + 4, c21);
+    wasm_v128_store(ci + 3L * ldc, c30);
+    wasm_v128_store(ci + 3L * ldc + 4, c31);
   }
-  for (; j < n; j++) {
-    for (int i = 0; i < m; i++) {
-      float s = 0;
-      for (int t = 0; t < k; t++) s += a[(long)i * k + t] * b[(long)t * n + j];
-      c[(long)i * n + j] = s;
+  for (; i < i1; i++) {
+    const float* ai = a + (long)i * lda;
+    v128_t c0 = wasm_f32x4_splat(0), c1 = c0;
+    const float* bt = b + j;
+    for (int t = 0; t < k; t++, bt += ldb) {
+      v128_t x = wasm_f32x4_splat(ai[t]);
+      c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(x, wasm_v128_load(bt)));
+      c1 = wasm_f32x4_add(c1, wasm_f32x4_mul(x, wasm_v128_load(bt + 4)));
+    }
+    wasm_v128_store(c + (long)i * ldc + j, c0);
+    wasm_v128_store(c + (long)i * ldc + j + 4, c1);
+  }
+}
+
+// c[i, j0..j0+3] for rows i0..i1-1: the 4-column strip left over by the 8-column ones.
+static void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
+                        int ldc) {
+  for (int i = i0; i < i1; i++) {
+    const float* ai = a + (long)i * lda;
+    v128_t c0 = wasm_f32x4_splat(0);
+    const float* bt = b + j;
+    for (int t = 0; t < k; t++, bt += ldb) c0 = wasm_f32x4_add(c0, wasm_f32x4_mul(wasm_f32x4_splat(ai[t]), wasm_v128_load(bt)));
+    wasm_v128_store(c + (long)i * ldc + j, c0);
+  }
+}
+
+// c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product, row-major with leading
+// dimensions lda, ldb, ldc. No packing: per block of 64 rows of a (kept in cache), b is swept in
+// strips of 8 columns (k x 32 bytes, in L1 while the row blocks pass over it). The sums run over t
+// in order, as XNNPACK's do, and give its results.
+static void gemm(const float* a, const float* b, float* c, int m, int k, int n, int lda, int ldb, int ldc) {
+  for (int i0 = 0; i0 < m; i0 += 64) {
+    int i1 = i0 + 64 < m ? i0 + 64 : m;
+    int j = 0;
+    for (; j + 8 <= n; j += 8) gemm_strip8(a, b, c, i0, i1, j, k, lda, ldb, ldc);
+    for (; j + 4 <= n; j += 4) gemm_strip4(a, b, c, i0, i1, j, k, lda, ldb, ldc);
+    for (; j < n; j++) {
+      for (int i = i0; i < i1; i++) {
+        float s = 0;
+        for (int t = 0; t < k; t++) s += a[(long)i * lda + t] * b[(long)t * ldb + j];
+        c[(long)i * ldc + j] = s;
+      }
     }
   }
 }
 
-// Entries first..last-1 of a batch of products c_e = a_e b_e (see gemm); a_e starts e * strideA
-// floats into `a` (0: one a for all), b_e e * strideB into `b`, c_e e * m * n into `c`.
+// Entries first..last-1 of a batch of products c_e = a_e b_e (see gemm), each contiguous; a_e
+// starts e * strideA floats into `a` (0: one a for all), b_e e * strideB into `b`, c_e e m n.
 EXPORT(gemm_batch)
 void gemm_batch(const float* a, const float* b, float* c, int m, int k, int n, int strideA, int strideB, int first,
                 int last) {
   for (int e = first; e < last; e++) {
-    gemm(a + (long)e * strideA, b + (long)e * strideB, c + (long)e * m * n, m, k, n);
+    gemm(a + (long)e * strideA, b + (long)e * strideB, c + (long)e * m * n, m, k, n, k, n, n);
   }
+}
+
+// Rows first..last-1 of one product c = a b (contiguous): the share of a thread when a has many rows.
+EXPORT(gemm_rows)
+void gemm_rows(const float* a, const float* b, float* c, int m, int k, int n, int first, int last) {
+  (void)m;
+  gemm(a + (long)first * k, b, c + (long)first * n, last - first, k, n, k, n, n);
+}
+
+// Column blocks first..last-1 (8 columns each, the last one short) of one product c = a b: the
+// share of a thread when a has few rows and b many columns.
+EXPORT(gemm_columns)
+void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n, int first, int last) {
+  int from = first * 8, to = last * 8 < n ? last * 8 : n;
+  gemm(a, b + from, c + from, m, k, to - from, k, n, n);
 }
