@@ -74,9 +74,9 @@ class Plan {
    * (64 channels at batch 128: 1.4x).
    */
   readonly channelsFirst: boolean;
-  /** NHWC to [channels and images in spectrum order, W, H], and back. */
-  readonly toRows: number[];
-  readonly fromRows: number[];
+  /** NHWC to [W, H, channels and images in spectrum order], and back. */
+  readonly toColumns: number[];
+  readonly fromColumns: number[];
 
   constructor(x: tf.Tensor4D, kernel: tf.Tensor4D, g: ConvNormGeometry) {
     [this.n, this.h, this.w, this.cin] = x.shape;
@@ -88,7 +88,7 @@ class Plan {
     this.freqs = this.fw * this.mh;
     this.taps = kh * kw;
     this.channelsFirst = Math.max(this.cin, this.cout) > this.n;
-    [this.toRows, this.fromRows] = this.channelsFirst ? [[3, 0, 2, 1], [1, 3, 2, 0]] : [[0, 3, 2, 1], [0, 3, 2, 1]];
+    [this.toColumns, this.fromColumns] = this.channelsFirst ? [[2, 1, 3, 0], [3, 1, 0, 2]] : [[2, 1, 0, 3], [2, 1, 0, 3]];
     this.alongH = forwardRealStacked(this.mh, this.h, this.mh);
     this.alongW = forwardComplexBlock(this.mw, this.w, this.fw);
     this.backW = inverseHalfComplexBlock(this.mw, keptPositions(this.wo, g.strides[1], g.padding[1], this.mw));
@@ -111,66 +111,85 @@ function split(stacked: tf.Tensor, shape: [number, number, number]): Complex {
 }
 
 /*
- * Every transform stage multiplies the data, on the left, by a small
- * transform matrix on the right, along the data's last axis, with transposes
- * in between. The other orientation (matrix on the left) makes XNNPACK pack
- * the whole feature map as its "weights" on every call: 150-200 ms per stage
- * for a 64-channel 32 x 32 map at batch 128, against ~40 ms this way.
+ * Every transform stage multiplies a small transform matrix, on the left, by
+ * the data laid out with the transformed axis first, so that a trip between a
+ * map and its spectrum is two products and one transpose (of the map, whose
+ * channels and images stay together): [W, H, ...lead] on the map side, and
+ * per W column [2 Mh, ...lead] in between. The wasm backend's SIMD product
+ * streams such wide right operands without packing them; the data-left
+ * orientation needed two more transposes per trip (~2 s of a ResNet-18 step).
  */
 
-/** The leading axes of a spectrum or a row-major map: [C, N] or [N, C]. */
+/** The leading axes of a spectrum or a map's columns: [C, N] or [N, C]. */
 function lead(c: number, p: Plan): [number, number] {
   return p.channelsFirst ? [c, p.n] : [p.n, c];
 }
 
+/** `m` with the (part, i) order of its rows or columns, 2 x n of them, changed to (i, part). */
+function partsInner(m: RealMatrix, axis: 'rows' | 'cols'): RealMatrix {
+  const values = new Float32Array(m.values.length);
+  const half = (axis === 'rows' ? m.rows : m.cols) / 2;
+  const moved = (k: number) => (k < half ? 2 * k : 2 * (k - half) + 1);
+  for (let r = 0; r < m.rows; r++) {
+    for (let q = 0; q < m.cols; q++) {
+      const [r2, q2] = axis === 'rows' ? [moved(r), q] : [r, moved(q)];
+      values[r2 * m.cols + q2] = m.values[r * m.cols + q];
+    }
+  }
+  return {rows: m.rows, cols: m.cols, values};
+}
+
+function transposed(m: RealMatrix): RealMatrix {
+  const values = new Float32Array(m.values.length);
+  for (let r = 0; r < m.rows; r++) for (let q = 0; q < m.cols; q++) values[q * m.rows + r] = m.values[r * m.cols + q];
+  return {rows: m.cols, cols: m.rows, values};
+}
+
 /**
- * A map [N, H', W', C] (NHWC) to a spectrum [2, Fw, Mh, ...lead]: its rows
- * times `byH` along H' (to real and imaginary parts over Mh), then times
- * `byW` along (part, W') (to (part, Fw)).
+ * A map [N, H', W', C] (NHWC) to a spectrum [2, Fw, Mh, ...lead]: per column
+ * w, `byH` [2 Mh, H'] times its [H', ...lead] (to real and imaginary parts
+ * over Mh), then `byW` [2 Fw, 2 W'] (columns (part, w)) times all of it.
  */
-function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: tf.Tensor2D, byW: tf.Tensor2D): tf.Tensor {
+function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: RealMatrix, byW: RealMatrix): tf.Tensor {
   const [, h, w, c] = x.shape;
   const cn = c * p.n;
-  const rowsH = tf.reshape(tf.transpose(x, p.toRows), [cn * w, h]);
-  const alongH = tf.reshape(tf.matMul(rowsH, byH), [cn, w, 2, p.mh]);
-  const rowsW = tf.reshape(tf.transpose(alongH, [0, 3, 2, 1]), [cn * p.mh, 2 * w]);
-  const alongW = tf.reshape(tf.matMul(rowsW, byW), [cn, p.mh, 2, p.fw]);
-  return tf.transpose(alongW, [2, 3, 1, 0]);
+  const columns = tf.reshape(tf.transpose(x, p.toColumns), [w, h, cn]);
+  const alongH = tf.matMul(tf.reshape(matrix(byH), [1, 2 * p.mh, h]), columns);
+  // Rows (w, part) of alongH, so byW's columns go (w, part) too.
+  return tf.matMul(matrix(partsInner(byW, 'cols')), tf.reshape(alongH, [2 * w, p.mh * cn]));
 }
 
 /**
  * The reverse trip, a spectrum [2, Fw, Mh, ...lead] of `c` channels to a map
- * [N, h, w, C]: times `byW` along (part, Fw) to (part, w), then times `byH`
- * along (part, Mh) to h.
+ * [N, h, w, C]: `byW` [2 w, 2 Fw] (rows (part, w)) times it, then per column
+ * w, `byH` [h, 2 Mh] times its [2 Mh, ...lead].
  */
-function spectrumToImage(z: tf.Tensor, c: number, p: Plan, byW: tf.Tensor2D, byH: tf.Tensor2D,
+function spectrumToImage(z: tf.Tensor, c: number, p: Plan, byW: RealMatrix, byH: RealMatrix,
                          [h, w]: [number, number]): tf.Tensor4D {
   const cn = c * p.n;
-  const rowsW = tf.reshape(tf.transpose(tf.reshape(z, [2, p.fw, p.mh, cn]), [3, 2, 0, 1]), [cn * p.mh, 2 * p.fw]);
-  const alongW = tf.reshape(tf.matMul(rowsW, byW), [cn, p.mh, 2, w]);
-  const rowsH = tf.reshape(tf.transpose(alongW, [0, 3, 2, 1]), [cn * w, 2 * p.mh]);
-  const alongH = tf.reshape(tf.matMul(rowsH, byH), [...lead(c, p), w, h]);
-  return tf.transpose(alongH, p.fromRows) as tf.Tensor4D;
+  const alongW = tf.matMul(matrix(partsInner(byW, 'rows')), tf.reshape(z, [2 * p.fw, p.mh * cn]));
+  const alongH = tf.matMul(tf.reshape(matrix(byH), [1, h, 2 * p.mh]), tf.reshape(alongW, [w, 2 * p.mh, cn]));
+  return tf.transpose(tf.reshape(alongH, [w, h, ...lead(c, p)]), p.fromColumns) as tf.Tensor4D;
 }
 
 /** DFT of x zero-padded to the grid, [Re; Im] stacked: [2, F, ...lead]. */
 function inputSpectrum(x: tf.Tensor4D, p: Plan): tf.Tensor {
-  return imageToSpectrum(x, p, matrix(p.alongH, true), matrix(p.alongW, true));
+  return imageToSpectrum(x, p, p.alongH, p.alongW);
 }
 
 /** The adjoint of inputSpectrum: the same steps transposed, in reverse. */
 function inputSpectrumAdjoint(dSpec: tf.Tensor, p: Plan): tf.Tensor4D {
-  return spectrumToImage(dSpec, p.cin, p, matrix(p.alongW), matrix(p.alongH), [p.h, p.w]);
+  return spectrumToImage(dSpec, p.cin, p, transposed(p.alongW), transposed(p.alongH), [p.h, p.w]);
 }
 
 /** Output at the kept positions from the output spectrum [2, F, ...lead]. */
 function outputFromSpectrum(z: tf.Tensor, p: Plan): tf.Tensor4D {
-  return spectrumToImage(z, p.cout, p, matrix(p.backW, true), matrix(p.backH, true), [p.ho, p.wo]);
+  return spectrumToImage(z, p.cout, p, p.backW, p.backH, [p.ho, p.wo]);
 }
 
 /** The adjoint of outputFromSpectrum. */
 function outputAdjoint(dy: tf.Tensor4D, p: Plan): tf.Tensor {
-  return imageToSpectrum(dy, p, matrix(p.backH), matrix(p.backW));
+  return imageToSpectrum(dy, p, transposed(p.backH), transposed(p.backW));
 }
 
 /**
