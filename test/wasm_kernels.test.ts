@@ -133,6 +133,14 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
     assert.deepEqual(collapseTranspose([4, 5, 1, 6], [0, 2, 1, 3]), {shape: [120], perm: [0]});
   });
 
+  it('Add, Sub and Multiply: same shapes (small, and shared with the helper threads), and broadcast', async () => {
+    for (const op of [tf.add, tf.sub, tf.mul]) {
+      for (const [sa, sb] of [[[3, 5], [3, 5]], [[7, 101, 97], [7, 101, 97]], [[7, 101, 97], [97]], [[4, 1], [1, 6]]]) {
+        await compare(`${op.name} ${sa} and ${sb}`, () => op(randomTensor(sa, 3), randomTensor(sb, 4)));
+      }
+    }
+  });
+
   it('Sum over leading axes (its own kernel) and over others (tfjs\'s), with keepDims', async () => {
     const cases: Array<[number[], number[], boolean]> = [
       [[4, 5, 6, 7], [0, 1, 2], false],

@@ -29,6 +29,7 @@ export interface SimdExports {
                    first: number, last: number): void;
   gemm_batch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
              first: number, last: number): void;
+  elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
   gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, first: number, last: number): void;
   gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, first: number, last: number): void;
 }

@@ -315,6 +315,31 @@ function makeSum(original: tf.KernelFunc): tf.KernelFunc {
   }) as tf.KernelFunc;
 }
 
+const ELEMENTWISE_OPS = {Add: 0, Sub: 1, Multiply: 2} as const;
+
+/**
+ * Add, Sub and Multiply of two float32 tensors of one shape (the Fourier
+ * ConvNorm's Gauss combinations, gradient sums, optimizer updates) on the
+ * SIMD module, shared with its helper threads; tfjs's run on one thread.
+ * Broadcasting and other dtypes go to tfjs's kernel.
+ */
+function makeElementwise(original: tf.KernelFunc, op: number): tf.KernelFunc {
+  return (args => {
+    const {a, b} = args.inputs as {a: Info; b: Info};
+    const simd = simdKernels(args.backend as tf.KernelBackend);
+    if (simd === undefined || a.dtype !== 'float32' || b.dtype !== 'float32' || !tf.util.arraysEqual(a.shape, b.shape)) {
+      return original(args);
+    }
+    const wasm = args.backend as unknown as WasmBackend;
+    const out = wasm.makeOutput(a.shape, 'float32');
+    const size = tf.util.sizeFromShape(a.shape);
+    if (size === 0) return out;
+    const views = [a, b, out].map(t => wasm.typedArrayFromHeap(t) as Float32Array);
+    simd.withPointers(views, ([pa, pb, po]) => simd.parallel('elementwise', [op, pa, pb, po], size, size));
+    return out;
+  }) as tf.KernelFunc;
+}
+
 /** The parts of tfjs-backend-wasm's BackendWasm these kernels use (public methods of its class). */
 export interface WasmBackend {
   incRef(dataId: tf.DataId): void;
@@ -614,10 +639,11 @@ const KERNELS: Array<[string, tf.KernelFunc]> = [
 let batchMatMul: tf.KernelFunc | undefined;
 let sum: tf.KernelFunc | undefined;
 let transposeKernel: tf.KernelFunc | undefined;
+const elementwise = new Map<string, tf.KernelFunc>();
 
 /**
- * Registers the training kernels on the wasm backend, and faster Slice,
- * BatchMatMul and Conv2DBackpropInput in place of its own. Idempotent.
+ * Registers the training kernels on the wasm backend, and faster Slice, Sum,
+ * Transpose, BatchMatMul, Add, Sub and Multiply in place of its own. Idempotent.
  */
 export function registerWasmTrainingKernels(): void {
   if (batchMatMul === undefined) {
@@ -642,6 +668,15 @@ export function registerWasmTrainingKernels(): void {
     sum = makeSum(original.kernelFunc);
     tf.unregisterKernel('Sum', 'wasm');
     tf.registerKernel({...original, kernelFunc: sum});
+  }
+  for (const [name, op] of Object.entries(ELEMENTWISE_OPS)) {
+    if (elementwise.has(name)) continue;
+    const original = tf.getKernel(name, 'wasm');
+    if (original === undefined) throw new Error(`the wasm backend has no ${name} kernel to build on`);
+    const kernelFunc = makeElementwise(original.kernelFunc, op);
+    elementwise.set(name, kernelFunc);
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({...original, kernelFunc});
   }
   for (const [kernelName, kernelFunc] of KERNELS) {
     const existing = tf.getKernel(kernelName, 'wasm');

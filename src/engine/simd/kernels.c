@@ -295,3 +295,15 @@ void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n,
   int from = first * 8, to = last * 8 < n ? last * 8 : n;
   gemm(a, b + from, c + from, m, k, to - from, k, n, n);
 }
+
+// out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
+EXPORT(elementwise)
+void elementwise(int op, const float* a, const float* b, float* out, int first, int last) {
+  if (op == 0) {
+    for (int i = first; i < last; i++) out[i] = a[i] + b[i];
+  } else if (op == 1) {
+    for (int i = first; i < last; i++) out[i] = a[i] - b[i];
+  } else {
+    for (int i = first; i < last; i++) out[i] = a[i] * b[i];
+  }
+}
