@@ -347,7 +347,7 @@ export interface WasmBackend {
   makeOutput(shape: number[], dtype: tf.DataType, memoryOffset?: number): Info;
   typedArrayFromHeap(info: Info): Float32Array | Int32Array | Uint8Array;
   disposeData(dataId: tf.DataId): boolean;
-  /** Internals of tfjs-backend-wasm 4.22 (pinned), used only by `xnnpackProducts`. */
+  /** Internals of tfjs-backend-wasm 4.22 (pinned), used by `heapOffset` and `xnnpackProducts`. */
   dataIdMap: {get(dataId: tf.DataId): {id: number; memoryOffset: number}; delete(dataId: tf.DataId): boolean};
   wasm: {cwrap(name: string, result: null, args: string[]): (...args: unknown[]) => void;
          tfjs: {disposeData(id: number): void}};
@@ -400,7 +400,16 @@ interface BatchEntries {
   strideB: number;
 }
 
-/** A [batchA, m, k] x B [batchB, k, n] (one of the batches may be 1, broadcast), one XNNPACK call per entry. */
+/** Where a tensor's data starts in the wasm heap, in bytes. */
+function heapOffset(wasm: WasmBackend, t: Info): number {
+  return wasm.dataIdMap.get(t.dataId).memoryOffset;
+}
+
+/**
+ * A [batchA, m, k] x B [batchB, k, n] (one of the batches may be 1,
+ * broadcast): the SIMD module's product, or one XNNPACK call per entry where
+ * the module cannot run.
+ */
 function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, batchB: number): Info {
   const [rows, inner] = a.shape.slice(-2);
   const cols = b.shape[b.shape.length - 1];
@@ -414,8 +423,7 @@ function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, ba
     xnnpackProducts(wasm, a, b, out, entries);
     return out;
   }
-  const offset = (t: Info) => wasm.dataIdMap.get(t.dataId).memoryOffset;
-  const operands = [offset(a), offset(b), offset(out), rows, inner, cols];
+  const operands = [heapOffset(wasm, a), heapOffset(wasm, b), heapOffset(wasm, out), rows, inner, cols];
   const work = entries.batch * rows * cols * inner;
   // Threads share the entries, or one product's rows, or (few rows) its 8-column blocks.
   if (entries.batch > 1) simd.parallel('gemm_batch', [...operands, entries.strideA, entries.strideB], entries.batch, work);
@@ -440,8 +448,7 @@ function xnnpackProducts(wasm: WasmBackend, a: Info, b: Info, out: Info, e: Batc
                                        'number']);
   const shapeBytes = (shape: number[]) => new Uint8Array(new Int32Array(shape).buffer);
   const [aShape, bShape] = [shapeBytes([1, e.rows, e.inner]), shapeBytes([1, e.inner, e.cols])];
-  const base = (t: Info) => wasm.dataIdMap.get(t.dataId).memoryOffset;
-  const [aBase, bBase, outBase] = [base(a), base(b), base(out)];
+  const [aBase, bBase, outBase] = [heapOffset(wasm, a), heapOffset(wasm, b), heapOffset(wasm, out)];
   const view = (offset: number, shape: number[]) => {
     const info = wasm.makeOutput(shape, 'float32', offset);
     return {info, id: wasm.dataIdMap.get(info.dataId).id};
@@ -476,9 +483,10 @@ function lastAxesSwapped(t: Info): number[] {
  * tfjs's wasm BatchMatMul is fast (XNNPACK, ~15 GFLOP/s) only for a single
  * product with neither operand transposed; transposed operands (every matMul
  * gradient) and batches run a scalar loop (~1 GFLOP/s). This kernel transposes
- * operands explicitly (a memory pass) and runs one XNNPACK product per batch
- * entry. (A plain JS loop for small entries was tried: it is slower even for
- * 480 products of 8 x 8 matrices, 34 vs 28 ms.)
+ * operands explicitly (a memory pass) and runs the SIMD module's product, or,
+ * without the module, one XNNPACK product per batch entry. (A plain JS loop
+ * for small entries was tried: it is slower even for 480 products of 8 x 8
+ * matrices, 34 vs 28 ms.)
  */
 function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   return (args => {
@@ -553,12 +561,6 @@ export function collapseTranspose(shape: readonly number[], perm: readonly numbe
 }
 
 /**
- * tfjs's wasm Transpose has fast loops up to rank 4 only; a rank-5 permutation
- * ran at ~190 ns per element (2 s for the Fourier ConvNorm's spectrum layout).
- * Merging the axes that move together brings most permutations to rank 4 or
- * less before they reach it.
- */
-/**
  * A transpose whose last axis moves, as planes (the input's last axis
  * against the output's) transposed by the SIMD module. The module loops over
  * the two innermost other axes, so that planes sharing cache lines are done
@@ -576,6 +578,7 @@ function transposeByPlanes(simd: SimdKernels, wasm: WasmBackend, x: Info, {shape
   // The outer of the two is the one shared between threads: a real axis whenever there is one.
   const looped = others.splice(-2);
   while (looped.length < 2) looped.push(-1);
+  const [outer, inner] = looped;
   const [size, from, to] = [(axis: number) => (axis < 0 ? 1 : shape[axis]),
                             (axis: number) => (axis < 0 ? 0 : inStrides[axis]),
                             (axis: number) => (axis < 0 ? 0 : outStrideOf[axis])];
@@ -588,7 +591,6 @@ function transposeByPlanes(simd: SimdKernels, wasm: WasmBackend, x: Info, {shape
         inAt += index[d] * inStrides[axis];
         outAt += index[d] * outStrideOf[axis];
       });
-      const [outer, inner] = looped;
       simd.parallel('transpose_planes', [px + 4 * inAt, po + 4 * outAt, shape[along], shape[across], inStrides[along],
                                          outStrideOf[across], from(outer), to(outer), size(inner), from(inner),
                                          to(inner)], size(outer), tf.util.sizeFromShape(shape) / count);
@@ -601,6 +603,13 @@ function transposeByPlanes(simd: SimdKernels, wasm: WasmBackend, x: Info, {shape
   return out;
 }
 
+/**
+ * tfjs's wasm Transpose has fast loops up to rank 4 only; a rank-5 permutation
+ * ran at ~190 ns per element (2 s for the Fourier ConvNorm's spectrum layout).
+ * Merging the axes that move together brings most permutations to rank 4 or
+ * less; those whose last axis moves then run as the SIMD module's planes, the
+ * rest as tfjs's loops.
+ */
 function makeTranspose(original: tf.KernelFunc): tf.KernelFunc {
   return (args => {
     const x = args.inputs.x as Info;
@@ -636,52 +645,41 @@ const KERNELS: Array<[string, tf.KernelFunc]> = [
   ['DepthwiseConv2dNativeBackpropFilter', depthwiseBackpropFilter as unknown as tf.KernelFunc],
 ];
 
-let batchMatMul: tf.KernelFunc | undefined;
-let sum: tf.KernelFunc | undefined;
-let transposeKernel: tf.KernelFunc | undefined;
-const elementwise = new Map<string, tf.KernelFunc>();
+/** tfjs's own wasm kernels that ours wrap, captured before ours replace them. */
+const originals = new Map<string, tf.KernelConfig>();
+
+function original(name: string): tf.KernelConfig {
+  if (!originals.has(name)) {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (kernel === undefined) throw new Error(`the wasm backend has no ${name} kernel to build on`);
+    originals.set(name, kernel);
+  }
+  return originals.get(name)!;
+}
+
+/** Kernels built on tfjs's own of the same name (which they fall back to). */
+const WRAPPERS: Array<[string, (own: tf.KernelFunc) => tf.KernelFunc]> = [
+  ['BatchMatMul', own => makeBatchMatMul(own, original('Transpose').kernelFunc)],
+  ['Transpose', makeTranspose],
+  ['Sum', makeSum],
+  ...Object.entries(ELEMENTWISE_OPS).map(([name, op]) =>
+    [name, (own: tf.KernelFunc) => makeElementwise(own, op)] as [string, (own: tf.KernelFunc) => tf.KernelFunc]),
+];
+
+let wrapped: tf.KernelConfig[] | undefined;
 
 /**
  * Registers the training kernels on the wasm backend, and faster Slice, Sum,
  * Transpose, BatchMatMul, Add, Sub and Multiply in place of its own. Idempotent.
  */
 export function registerWasmTrainingKernels(): void {
-  if (batchMatMul === undefined) {
-    const original = tf.getKernel('BatchMatMul', 'wasm');
-    const transpose = tf.getKernel('Transpose', 'wasm');
-    if (original === undefined || transpose === undefined) {
-      throw new Error('the wasm backend has no BatchMatMul or Transpose kernel to build on');
-    }
-    batchMatMul = makeBatchMatMul(original.kernelFunc, transpose.kernelFunc);
-    tf.unregisterKernel('BatchMatMul', 'wasm');
-    tf.registerKernel({...original, kernelFunc: batchMatMul});
-  }
-  if (transposeKernel === undefined) {
-    const original = tf.getKernel('Transpose', 'wasm')!;
-    transposeKernel = makeTranspose(original.kernelFunc);
-    tf.unregisterKernel('Transpose', 'wasm');
-    tf.registerKernel({...original, kernelFunc: transposeKernel});
-  }
-  if (sum === undefined) {
-    const original = tf.getKernel('Sum', 'wasm');
-    if (original === undefined) throw new Error('the wasm backend has no Sum kernel to build on');
-    sum = makeSum(original.kernelFunc);
-    tf.unregisterKernel('Sum', 'wasm');
-    tf.registerKernel({...original, kernelFunc: sum});
-  }
-  for (const [name, op] of Object.entries(ELEMENTWISE_OPS)) {
-    if (elementwise.has(name)) continue;
-    const original = tf.getKernel(name, 'wasm');
-    if (original === undefined) throw new Error(`the wasm backend has no ${name} kernel to build on`);
-    const kernelFunc = makeElementwise(original.kernelFunc, op);
-    elementwise.set(name, kernelFunc);
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({...original, kernelFunc});
-  }
-  for (const [kernelName, kernelFunc] of KERNELS) {
-    const existing = tf.getKernel(kernelName, 'wasm');
-    if (existing?.kernelFunc === kernelFunc) continue;
-    if (existing !== undefined) tf.unregisterKernel(kernelName, 'wasm');
-    tf.registerKernel({kernelName, backendName: 'wasm', kernelFunc});
+  // Every original is captured before any is replaced; each keeps its setupFunc.
+  wrapped ??= WRAPPERS.map(([name, make]) => ({...original(name), kernelFunc: make(original(name).kernelFunc)}));
+  const own: tf.KernelConfig[] = KERNELS.map(([kernelName, kernelFunc]) => ({kernelName, backendName: 'wasm', kernelFunc}));
+  for (const config of [...wrapped, ...own]) {
+    const existing = tf.getKernel(config.kernelName, 'wasm');
+    if (existing?.kernelFunc === config.kernelFunc) continue;
+    if (existing !== undefined) tf.unregisterKernel(config.kernelName, 'wasm');
+    tf.registerKernel(config);
   }
 }
