@@ -33,9 +33,19 @@ function keptPositions(count: number, stride: number, padding: number, n: number
   return Array.from({length: count}, (_, i) => (((stride * i - padding) % n) + n) % n);
 }
 
-function matrix(m: RealMatrix, transpose = false): tf.Tensor2D {
-  const t = tf.tensor2d(m.values, [m.rows, m.cols]);
-  return transpose ? tf.transpose(t) : t;
+function matrix(m: RealMatrix): tf.Tensor2D {
+  return tf.tensor2d(m.values, [m.rows, m.cols]);
+}
+
+/** `m`'s entries in a rows x cols matrix, entry (r, q) moved to row-major index to(r, q). */
+function rearranged(m: RealMatrix, rows: number, cols: number, to: (r: number, q: number) => number): RealMatrix {
+  const values = new Float32Array(m.values.length);
+  for (let r = 0; r < m.rows; r++) for (let q = 0; q < m.cols; q++) values[to(r, q)] = m.values[r * m.cols + q];
+  return {rows, cols, values};
+}
+
+function transposed(m: RealMatrix): RealMatrix {
+  return rearranged(m, m.cols, m.rows, (r, q) => q * m.rows + r);
 }
 
 interface KernelBases {
@@ -67,11 +77,12 @@ class Plan {
   /** The bases of the kernel's Gauss operand, and of its conjugate. */
   readonly kernelBases: {plain: KernelBases; conjugate: KernelBases};
   /**
-   * Spectra as [C, N] per frequency (else [N, C]). XNNPACK runs a product
-   * fastest with the larger dimension as its rows: the kernel operand on the
-   * left when the layer has more channels than the batch has images
-   * (ResNet-18's 512-channel layers at batch 128: 1.7x), the images otherwise
-   * (64 channels at batch 128: 1.4x).
+   * Spectra as [C, N] per frequency (else [N, C]). Chosen when the products
+   * ran on XNNPACK, which is fastest with the larger dimension as its rows:
+   * the kernel operand on the left when the layer has more channels than the
+   * batch has images (ResNet-18's 512-channel layers at batch 128: 1.7x), the
+   * images otherwise (64 channels at batch 128: 1.4x). On the SIMD product the
+   * two orders measured within noise of each other.
    */
   readonly channelsFirst: boolean;
   /** NHWC to [W, H, channels and images in spectrum order], and back. */
@@ -127,22 +138,10 @@ function lead(c: number, p: Plan): [number, number] {
 
 /** `m` with the (part, i) order of its rows or columns, 2 x n of them, changed to (i, part). */
 function partsInner(m: RealMatrix, axis: 'rows' | 'cols'): RealMatrix {
-  const values = new Float32Array(m.values.length);
   const half = (axis === 'rows' ? m.rows : m.cols) / 2;
   const moved = (k: number) => (k < half ? 2 * k : 2 * (k - half) + 1);
-  for (let r = 0; r < m.rows; r++) {
-    for (let q = 0; q < m.cols; q++) {
-      const [r2, q2] = axis === 'rows' ? [moved(r), q] : [r, moved(q)];
-      values[r2 * m.cols + q2] = m.values[r * m.cols + q];
-    }
-  }
-  return {rows: m.rows, cols: m.cols, values};
-}
-
-function transposed(m: RealMatrix): RealMatrix {
-  const values = new Float32Array(m.values.length);
-  for (let r = 0; r < m.rows; r++) for (let q = 0; q < m.cols; q++) values[q * m.rows + r] = m.values[r * m.cols + q];
-  return {rows: m.cols, cols: m.rows, values};
+  return rearranged(m, m.rows, m.cols,
+                    (r, q) => (axis === 'rows' ? moved(r) * m.cols + q : r * m.cols + moved(q)));
 }
 
 /**
@@ -308,7 +307,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
           const xs = split(savedSpec, [p.freqs, ...lead(p.cin, p)]);
           const dk = conjTimes(xs, dz, !p.channelsFirst, p.channelsFirst);
           const throughBasis = (d: tf.Tensor, basis: RealMatrix) => tf.tidy(() =>
-            tf.matMul(matrix(basis, true), tf.reshape(tf.mul(d, v), [p.freqs, p.cin * p.cout])));
+            tf.matMul(matrix(transposed(basis)), tf.reshape(tf.mul(d, v), [p.freqs, p.cin * p.cout])));
           const fromRe = throughBasis(dk.re, p.basis.cos);
           dk.re.dispose();
           return tf.add(fromRe, throughBasis(dk.im, p.basis.sin));
