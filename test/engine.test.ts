@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import {execFileSync} from 'node:child_process';
+import {existsSync, readFileSync} from 'node:fs';
 import os from 'node:os';
 import {describe, it} from 'node:test';
 
@@ -34,6 +35,8 @@ interface Child {
   simd: boolean;
   transposeMatches: boolean;
   helpers: number;
+  fusedMultiplyAdd?: boolean;
+  productValues: number[];
   aboveTwoGigabytes?: boolean;
   highHeapMatches?: boolean;
 }
@@ -51,8 +54,9 @@ describe('multi-threaded wasm', () => {
     assert.equal(threaded.backend, 'wasm');
     assert.equal(threaded.threads, Math.min(4, os.cpus().length));
     const noSharedMemory = startInChild({NO_SHARED_MEMORY: '1'});
-    assert.deepEqual({...noSharedMemory, sum: undefined},
-                     {backend: 'wasm', threads: 1, sum: undefined, simd: true, transposeMatches: true, helpers: 0});
+    assert.deepEqual({...noSharedMemory, sum: undefined, fusedMultiplyAdd: undefined, productValues: undefined},
+                     {backend: 'wasm', threads: 1, sum: undefined, simd: true, transposeMatches: true, helpers: 0,
+                      fusedMultiplyAdd: undefined, productValues: undefined});
     // One SIMD helper thread per wasm thread beyond the first.
     assert.equal(threaded.helpers, threaded.threads - 1);
     const noSharedArrayBuffer = startInChild({REMOVE_GLOBAL: 'SharedArrayBuffer'});
@@ -67,5 +71,14 @@ describe('multi-threaded wasm', () => {
     for (const other of [noSharedMemory, noSharedArrayBuffer]) {
       assert.ok(Math.abs(other.sum - threaded.sum) <= 1e-4 * Math.abs(threaded.sum), `${other.sum} vs ${threaded.sum}`);
     }
+    // The products use fused multiply-adds (relaxed SIMD) by default, on both memories, and not with CONVNORM_FMA=0.
+    // V8 emits relaxed SIMD's madd as one rounding only on CPUs with FMA3 (see the child for the values).
+    const cpuInfo = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : undefined;
+    const fused = cpuInfo === undefined ? threaded.productValues[0] : /\bfma\b/.test(cpuInfo) ? 2 ** -24 : 0;
+    for (const run of [threaded, noSharedMemory]) {
+      assert.deepEqual([run.fusedMultiplyAdd, run.productValues], [true, [fused]]);
+    }
+    const separate = startInChild({CONVNORM_FMA: '0'});
+    assert.deepEqual([separate.fusedMultiplyAdd, separate.productValues], [false, [0]]);
   });
 });

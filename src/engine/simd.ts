@@ -8,7 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {PLAIN_MEMORY_MODULE, SHARED_MEMORY_MODULE} from './simd/kernels_wasm.js';
+import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, SHARED_MEMORY_MODULE} from
+  './simd/kernels_wasm.js';
 import type {HelperFunction, SimdHelpers} from './simd_helpers.js';
 
 /** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
@@ -48,8 +49,13 @@ export class SimdKernels {
   /** Threads that share batched work (see simd_helpers.ts), once started. */
   helpers: SimdHelpers | undefined;
 
+  /**
+   * @param fusedMultiplyAdd whether the products use relaxed SIMD's fused
+   *     multiply-add (the engine validated it, and it was not turned off)
+   */
   constructor(readonly exports: SimdExports, readonly compiled: WebAssembly.Module,
-              readonly memory: WebAssembly.Memory, private readonly module: EmscriptenModule) {}
+              readonly memory: WebAssembly.Memory, private readonly module: EmscriptenModule,
+              readonly fusedMultiplyAdd: boolean) {}
 
   /**
    * Runs kernel `fn(...args, first, last)` over items [0, items): shared with
@@ -101,11 +107,26 @@ function align8(bytes: number): number {
 }
 
 let enabled = true;
+let fusedMultiplyAdd = true;
 const instances = new WeakMap<WebAssembly.Memory, SimdKernels | null>();
 
 /** Turns the SIMD kernels off (their JS loops run instead) or back on; for tests and A/B timing. */
 export function setSimdKernels(on: boolean): void {
   enabled = on;
+}
+
+/**
+ * Whether the products may use fused multiply-adds where the engine has
+ * relaxed SIMD. Read when the module is first instantiated on a memory, so set
+ * it before the backend's first SIMD kernel runs.
+ */
+export function setFusedMultiplyAdd(on: boolean): void {
+  fusedMultiplyAdd = on;
+}
+
+/** Whether this engine accepts the relaxed SIMD module (Node 20 only behind a V8 flag; Chrome from 114). */
+export function relaxedSimdValidates(): boolean {
+  return WebAssembly.validate(decode(PLAIN_MEMORY_FMA_MODULE));
 }
 
 /** By its tag rather than instanceof: the memory may come from another realm (or a wrapped constructor). */
@@ -131,10 +152,13 @@ export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined 
   let kernels = instances.get(memory);
   if (kernels === undefined) {
     const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+    const fma = fusedMultiplyAdd && relaxedSimdValidates();
+    const source = shared ? (fma ? SHARED_MEMORY_FMA_MODULE : SHARED_MEMORY_MODULE) :
+                            (fma ? PLAIN_MEMORY_FMA_MODULE : PLAIN_MEMORY_MODULE);
     try {
-      const compiled = new WebAssembly.Module(decode(shared ? SHARED_MEMORY_MODULE : PLAIN_MEMORY_MODULE));
+      const compiled = new WebAssembly.Module(decode(source));
       const instance = new WebAssembly.Instance(compiled, {env: {memory}});
-      kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, memory, module);
+      kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, memory, module, fma);
     } catch {
       kernels = null;
     }

@@ -1,7 +1,8 @@
 /**
  * Child process for the engine tests: starts the wasm backend (optionally in
- * a crippled environment) and prints what it got, a conv checksum, and a
- * transpose by the SIMD module next to the same transpose indexed by hand.
+ * a crippled environment) and prints what it got, a conv checksum, a
+ * transpose by the SIMD module next to the same transpose indexed by hand, and
+ * a product whose value tells a fused multiply-add from a multiply and an add.
  */
 if (process.env.REMOVE_GLOBAL) delete (globalThis as Record<string, unknown>)[process.env.REMOVE_GLOBAL];
 if (process.env.NO_SHARED_MEMORY) {
@@ -26,7 +27,15 @@ const byHand: number[] = [];
 for (let c = 0; c < 4; c++) for (let h = 0; h < 9; h++) for (let w = 0; w < 9; w++) for (let n = 0; n < 2; n++) {
   byHand.push(values[((n * 9 + h) * 9 + w) * 4 + c]);
 }
+// Row . column = -(1 + 2^-11) + (1 + 2^-12)^2, summed in that order: the exact square is
+// 1 + 2^-11 + 2^-24, which a separate multiply rounds to 1 + 2^-11 (the sum is then 0) and a fused
+// multiply-add keeps (2^-24). 64 rows, so that the SIMD module's product runs it.
+const rows = tf.tile(tf.tensor2d([[1, 1 + 2 ** -12]]), [64, 1]);
+const columns = tf.tile(tf.tensor2d([[-(1 + 2 ** -11)], [1 + 2 ** -12]]), [1, 8]);
+const product = tf.matMul(rows, columns).dataSync();
 const result: Record<string, unknown> = {backend, threads: wasmThreadCount(), sum,
+                                        fusedMultiplyAdd: simdKernels(tf.backend())?.fusedMultiplyAdd,
+                                        productValues: [...new Set(product)],
                                         simd: simdKernels(tf.backend()) !== undefined,
                                         helpers: simdKernels(tf.backend())?.helpers?.count ?? 0,
                                         transposeMatches: transposed.every((v, i) => v === byHand[i])};
