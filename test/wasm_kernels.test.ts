@@ -169,10 +169,12 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       // Row and column counts off the SIMD product's 4 x 8 blocks; more entries than threads.
       [[7, 37, 29], [7, 29, 19], false, false],
       // Single products shared between threads by rows (with 64-row blocks and a 4-column strip),
-      // by 8-column blocks (few rows), and left to XNNPACK (few rows, long inner dimension).
+      // and by 8-column blocks (few rows: 2 x 16 blocks, then 8-, 4- and 1-column strips, and an odd
+      // row; the gradients have a long inner dimension).
       [[300, 29], [29, 36], false, false],
       [[9, 24], [24, 8200], false, false],
       [[9, 90], [90, 8201], false, false],
+      [[5, 33], [33, 45], false, false],
       // Entries large enough for XNNPACK's blocked kernels.
       [[3, 64, 48], [3, 48, 64], false, false],
       [[3, 48, 64], [3, 64, 48], true, true],

@@ -520,11 +520,9 @@ function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ke
     } else {
       if (transposeA) a = swapLastAxes(a);
       if (transposeB) b = swapLastAxes(b);
-      // XNNPACK packs the right operand first, which pays off for a few rows against a long inner
-      // dimension ([9 x 612] by [612 x 4096]: 2.4-3.9 ms against 4.3-8.2 for the unpacked kernel).
-      const xnnpackSingle = batchA === 1 && batchB === 1 &&
-        (simd === undefined || (rows < 32 && a.shape[a.shape.length - 1] > 64));
-      out = xnnpackSingle
+      // Not XNNPACK for few rows against a long inner dimension either: it packs every fresh right
+      // operand ([9 x 612] by [612 x 4096]: 22-30 ms, against 4-6 ms for the SIMD product).
+      out = simd === undefined && batchA === 1 && batchB === 1
         ? single({inputs: {a, b}, attrs: {transposeA: false, transposeB: false}, backend: args.backend}) as Info
         : batchedProducts(wasm, a, b, batchA, batchB);
     }

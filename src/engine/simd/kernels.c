@@ -260,6 +260,49 @@ static void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1
   }
 }
 
+#define FEW_ROWS 32
+
+// c[i..i+1, j..j+15] (rows < i1): per t, two broadcast values of a times four vectors of a row
+// of b, one whole cache line. For few-row products with wide b, whose rows lie far apart: the
+// 4 x 8 blocks would use half of every line they fetch.
+static void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
+                        int ldc) {
+  int i = i0;
+  for (; i + 2 <= i1; i += 2) {
+    const float* a0 = a + (long)i * lda;
+    const float* a1 = a0 + lda;
+    v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+    const float* bt = b + j;
+    for (int t = 0; t < k; t++, bt += ldb) {
+      v128_t b0 = wasm_v128_load(bt), b1 = wasm_v128_load(bt + 4), b2 = wasm_v128_load(bt + 8),
+             b3 = wasm_v128_load(bt + 12);
+      v128_t x = wasm_f32x4_splat(a0[t]);
+      c00 = MADD(c00, x, b0);
+      c01 = MADD(c01, x, b1);
+      c02 = MADD(c02, x, b2);
+      c03 = MADD(c03, x, b3);
+      x = wasm_f32x4_splat(a1[t]);
+      c10 = MADD(c10, x, b0);
+      c11 = MADD(c11, x, b1);
+      c12 = MADD(c12, x, b2);
+      c13 = MADD(c13, x, b3);
+    }
+    float* ci = c + (long)i * ldc + j;
+    wasm_v128_store(ci, c00);
+    wasm_v128_store(ci + 4, c01);
+    wasm_v128_store(ci + 8, c02);
+    wasm_v128_store(ci + 12, c03);
+    wasm_v128_store(ci + ldc, c10);
+    wasm_v128_store(ci + ldc + 4, c11);
+    wasm_v128_store(ci + ldc + 8, c12);
+    wasm_v128_store(ci + ldc + 12, c13);
+  }
+  if (i < i1) {
+    gemm_strip8(a, b, c, i, i1, j, k, lda, ldb, ldc);
+    gemm_strip8(a, b, c, i, i1, j + 8, k, lda, ldb, ldc);
+  }
+}
+
 // c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product, row-major with leading
 // dimensions lda, ldb, ldc. No packing: per block of 64 rows of a (kept in cache), b is swept in
 // strips of 8 columns (k x 32 bytes, in L1 while the row blocks pass over it). The sums run over t
@@ -268,6 +311,9 @@ static void gemm(const float* a, const float* b, float* c, int m, int k, int n, 
   for (int i0 = 0; i0 < m; i0 += 64) {
     int i1 = i0 + 64 < m ? i0 + 64 : m;
     int j = 0;
+    if (m < FEW_ROWS) {
+      for (; j + 16 <= n; j += 16) gemm_wide16(a, b, c, i0, i1, j, k, lda, ldb, ldc);
+    }
     for (; j + 8 <= n; j += 8) gemm_strip8(a, b, c, i0, i1, j, k, lda, ldb, ldc);
     for (; j + 4 <= n; j += 4) gemm_strip4(a, b, c, i0, i1, j, k, lda, ldb, ldc);
     for (; j < n; j++) {
