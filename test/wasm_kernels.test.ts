@@ -44,9 +44,11 @@ describe('wasm training kernels match cpu', () => {
       for (const [kh, kw] of KERNELS) {
         for (const stride of [1, 2, 3]) {
           for (const pad of ['same', 'valid'] as const) {
-            for (const multiplier of depthwise ? [1, 2] : [1]) {
-              const [n, h, w, ci] = [2, 9, 7, 3];
-              const co = depthwise ? ci * multiplier : 4;
+            // conv2d: 9 -> 19 channels runs the SIMD filter gradient's blocks of 4 x 8 channels and
+            // its leftover input channel and output columns; 3 -> 4 only leftovers.
+            for (const [multiplier, channels] of depthwise ? [[1, 3], [2, 3]] : [[1, 3], [1, 9]]) {
+              const [n, h, w, ci] = [2, 9, 7, channels];
+              const co = depthwise ? ci * multiplier : ci === 3 ? 4 : 19;
               const s = seed++;
               const run = () => {
                 const x = randomTensor([n, h, w, ci], s) as tf.Tensor4D;
@@ -61,7 +63,7 @@ describe('wasm training kernels match cpu', () => {
               };
               const expected = await gradsOn('cpu', run);
               const actual = await gradsOn('wasm', run, simd);
-              const what = `${kh}x${kw} stride ${stride} ${pad} multiplier ${multiplier} co ${co}`;
+              const what = `${kh}x${kw} stride ${stride} ${pad} multiplier ${multiplier} ci ${ci} co ${co}`;
               tf.tidy(() => {
                 assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-4, `${what}: d/dx`);
                 assertClose(tf.tensor(actual[1]), tf.tensor(expected[1]), 1e-4, `${what}: d/dfilter`);
@@ -266,5 +268,35 @@ describe('SIMD helper threads', () => {
     heap.fill(0, 2048, 2048 + batch * m * n);
     run(8192);
     assertClose(tf.tensor(heap.slice(2048, 2048 + batch * m * n)), tf.tensor(expected), 1e-6, 'after a failure');
+  });
+});
+
+describe('the SIMD conv2d filter gradient', () => {
+  it('matches cpu when shared with the helper threads in chunks that cross images, and the share does not change it', async () => {
+    registerWasmTrainingKernels();
+    for (const [stride, pad] of [[1, 'same'], [2, 'valid']] as const) {
+      const x = () => randomTensor([8, 17, 15, 9], 51) as tf.Tensor4D;
+      const outSize = (size: number) => (pad === 'same' ? Math.ceil(size / stride) : Math.ceil((size - 2) / stride));
+      const dy = () => randomTensor([8, outSize(17), outSize(15), 19], 52) as tf.Tensor4D;
+      const gradient = () => [tf.engine().runKernel('Conv2DBackpropFilter', {x: x(), dy: dy()},
+                                                    {strides: [stride, stride], pad, dataFormat: 'NHWC', filterShape: [3, 3, 9, 19]}) as
+                              tf.Tensor];
+      const expected = await gradsOn('cpu', gradient);
+      const shared = await gradsOn('wasm', gradient);
+      assertClose(tf.tensor(shared[0]), tf.tensor(expected[0]), 1e-4, `stride ${stride} ${pad}`);
+      // The same kernel over every item on this thread alone: bit for bit.
+      const kernels = simdKernels(tf.backend())!;
+      assert.ok(kernels.helpers !== undefined && kernels.helpers.count > 0, 'no helper threads');
+      const wasm = tf.backend() as unknown as {dataIdMap: {get(id: object): {memoryOffset: number}}};
+      const [xs, dys, out] = [x(), dy(), tf.zeros([3, 3, 9, 19])];
+      const at = (t: tf.Tensor) => wasm.dataIdMap.get(t.dataId).memoryOffset;
+      const ho = dys.shape[1];
+      const wo = dys.shape[2];
+      const [top, left] = pad === 'same' ? [1, 1] : [0, 0];
+      kernels.exports.conv_filter_gradient(at(xs), at(dys), at(out), 8, 17, 15, 9, ho, wo, 19, 3, 3, stride, stride,
+                                           top, left, 5, 0, 27);
+      assert.deepEqual(Array.from(out.dataSync()), Array.from(shared[0]), `stride ${stride} ${pad}: one thread`);
+      tf.dispose([xs, dys, out]);
+    }
   });
 });

@@ -196,6 +196,151 @@ void transpose_planes(const float* in, float* out, int rows, int cols, int inStr
   }
 }
 
+// The geometry of a convolution's filter gradient (see conv_filter_gradient).
+typedef struct {
+  const float* x;
+  const float* dy;
+  int h, w, ci, ho, wo, co, sh, sw, top, left;
+} FilterGradient;
+
+// dw[tap, i0..i0+3, o..o+7] += the sums over output rows r0..r1-1 (r = n ho + p) of one tap
+// (ta, tb) and four input channels, for every 8-column block of output channels: per output
+// position, four broadcast values of x times two vectors of dy, in registers.
+static void filter_block4(const FilterGradient* g, float* dw, int r0, int r1, int ta, int tb, int i0, int pLo,
+                          int pHi, int qLo, int qHi) {
+  long xStep = (long)g->sw * g->ci;
+  int o = 0;
+  for (; o + 8 <= g->co; o += 8) {
+    float* d0 = dw + (long)i0 * g->co + o;
+    float* d1 = d0 + g->co;
+    float* d2 = d1 + g->co;
+    float* d3 = d2 + g->co;
+    v128_t c00 = wasm_v128_load(d0), c01 = wasm_v128_load(d0 + 4), c10 = wasm_v128_load(d1),
+           c11 = wasm_v128_load(d1 + 4), c20 = wasm_v128_load(d2), c21 = wasm_v128_load(d2 + 4),
+           c30 = wasm_v128_load(d3), c31 = wasm_v128_load(d3 + 4);
+    for (int r = r0; r < r1; r++) {
+      int n = r / g->ho, p = r - n * g->ho;
+      if (p < pLo || p >= pHi) continue;
+      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
+                                 g->ci + i0;
+      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + o;
+      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) {
+        v128_t b0 = wasm_v128_load(dr), b1 = wasm_v128_load(dr + 4);
+        v128_t x = wasm_f32x4_splat(xr[0]);
+        c00 = MADD(c00, x, b0);
+        c01 = MADD(c01, x, b1);
+        x = wasm_f32x4_splat(xr[1]);
+        c10 = MADD(c10, x, b0);
+        c11 = MADD(c11, x, b1);
+        x = wasm_f32x4_splat(xr[2]);
+        c20 = MADD(c20, x, b0);
+        c21 = MADD(c21, x, b1);
+        x = wasm_f32x4_splat(xr[3]);
+        c30 = MADD(c30, x, b0);
+        c31 = MADD(c31, x, b1);
+      }
+    }
+    wasm_v128_store(d0, c00);
+    wasm_v128_store(d0 + 4, c01);
+    wasm_v128_store(d1, c10);
+    wasm_v128_store(d1 + 4, c11);
+    wasm_v128_store(d2, c20);
+    wasm_v128_store(d2 + 4, c21);
+    wasm_v128_store(d3, c30);
+    wasm_v128_store(d3 + 4, c31);
+  }
+  if (o < g->co) {
+    for (int i = i0; i < i0 + 4; i++) {
+      for (int k = o; k < g->co; k++) {
+        float s = dw[(long)i * g->co + k];
+        for (int r = r0; r < r1; r++) {
+          int n = r / g->ho, p = r - n * g->ho;
+          if (p < pLo || p >= pHi) continue;
+          const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
+                                     g->ci + i;
+          const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + k;
+          for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) s += *xr * *dr;
+        }
+        dw[(long)i * g->co + k] = s;
+      }
+    }
+  }
+}
+
+// filter_block4 for one input channel i (the channels left over by the blocks of four).
+static void filter_row(const FilterGradient* g, float* dw, int r0, int r1, int ta, int tb, int i, int pLo, int pHi,
+                       int qLo, int qHi) {
+  long xStep = (long)g->sw * g->ci;
+  int o = 0;
+  for (; o + 8 <= g->co; o += 8) {
+    float* d = dw + (long)i * g->co + o;
+    v128_t c0 = wasm_v128_load(d), c1 = wasm_v128_load(d + 4);
+    for (int r = r0; r < r1; r++) {
+      int n = r / g->ho, p = r - n * g->ho;
+      if (p < pLo || p >= pHi) continue;
+      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
+                                 g->ci + i;
+      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + o;
+      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) {
+        v128_t x = wasm_f32x4_splat(*xr);
+        c0 = MADD(c0, x, wasm_v128_load(dr));
+        c1 = MADD(c1, x, wasm_v128_load(dr + 4));
+      }
+    }
+    wasm_v128_store(d, c0);
+    wasm_v128_store(d + 4, c1);
+  }
+  for (int k = o; k < g->co; k++) {
+    float s = dw[(long)i * g->co + k];
+    for (int r = r0; r < r1; r++) {
+      int n = r / g->ho, p = r - n * g->ho;
+      if (p < pLo || p >= pHi) continue;
+      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
+                                 g->ci + i;
+      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + k;
+      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) s += *xr * *dr;
+    }
+    dw[(long)i * g->co + k] = s;
+  }
+}
+
+// A convolution's filter gradient, dw[ta, tb, i, o] = sum over images n and the tap's valid
+// outputs (p, q) of x[n, p sh + ta - top, q sw + tb - left, i] dy[n, p, q, o] (NHWC, unpadded
+// x), for items first..last-1: item = tap * ceil(ci / 4) + i / 4, a tap's block of four input
+// channels. The output rows (n, p) go by in chunks of `chunk` (sized by the caller so that a
+// chunk of x and dy stays in cache while every item of the share sweeps it); each dw element
+// sums its terms in the order (n, p, q) whatever the share, so helpers do not change results.
+EXPORT(conv_filter_gradient)
+void conv_filter_gradient(const float* x, const float* dy, float* dw, int n, int h, int w, int ci, int ho, int wo,
+                          int co, int kh, int kw, int sh, int sw, int top, int left, int chunk, int first,
+                          int last) {
+  (void)kh;
+  FilterGradient g = {x, dy, h, w, ci, ho, wo, co, sh, sw, top, left};
+  int blocks = (ci + 3) / 4;
+  for (int item = first; item < last; item++) {
+    int i0 = (item % blocks) * 4, i1 = i0 + 4 < ci ? i0 + 4 : ci;
+    float* d = dw + ((long)(item / blocks) * ci + i0) * co;
+    for (long e = 0; e < (long)(i1 - i0) * co; e++) d[e] = 0;
+  }
+  for (int r0 = 0; r0 < n * ho; r0 += chunk) {
+    int r1 = r0 + chunk < n * ho ? r0 + chunk : n * ho;
+    for (int item = first; item < last; item++) {
+      int tap = item / blocks, ta = tap / kw, tb = tap % kw;
+      int i0 = (item % blocks) * 4, i1 = i0 + 4 < ci ? i0 + 4 : ci;
+      int pLo, pHi, qLo, qHi;
+      valid_outputs(ta, top, sh, h, ho, &pLo, &pHi);
+      valid_outputs(tb, left, sw, w, wo, &qLo, &qHi);
+      if (qLo >= qHi) continue;
+      float* d = dw + (long)tap * ci * co;
+      if (i1 - i0 == 4) {
+        filter_block4(&g, d, r0, r1, ta, tb, i0, pLo, pHi, qLo, qHi);
+      } else {
+        for (int i = i0; i < i1; i++) filter_row(&g, d, r0, r1, ta, tb, i, pLo, pHi, qLo, qHi);
+      }
+    }
+  }
+}
+
 // c[i, j0..j0+7] for rows i0..i1-1 (see gemm): per t, four broadcast values of a times two
 // vectors of a row of b, 4 x 8 accumulators in registers.
 static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
