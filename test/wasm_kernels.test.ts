@@ -1,6 +1,6 @@
 /**
  * The training kernels registered on wasm against tfjs's cpu backend:
- * gradients of conv2d and depthwiseConv2d over strides 1-3, kernel sizes 1-5
+ * conv2d and depthwiseConv2d and their gradients over strides 1-3, kernel sizes 1-5
  * (square and not), 'same' and 'valid' padding, odd input sizes.
  * Tolerance: 1e-4 norm-wise relative error.
  */
@@ -59,7 +59,8 @@ describe('wasm training kernels match cpu', () => {
                     : tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad);
                   return tf.sum(tf.mul(y, randomTensor(y.shape, s + 2000)));
                 };
-                return tf.grads(f)([x, filter]);
+                const y = depthwise ? tf.depthwiseConv2d(x, filter, stride, pad) : tf.conv2d(x, filter, stride, pad);
+                return [...tf.grads(f)([x, filter]), y];
               };
               const expected = await gradsOn('cpu', run);
               const actual = await gradsOn('wasm', run, simd);
@@ -67,6 +68,8 @@ describe('wasm training kernels match cpu', () => {
               tf.tidy(() => {
                 assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-4, `${what}: d/dx`);
                 assertClose(tf.tensor(actual[1]), tf.tensor(expected[1]), 1e-4, `${what}: d/dfilter`);
+                // The forward pass too: tfjs-wasm's own is wrong for some 'same' cases at stride 3.
+                assertClose(tf.tensor(actual[2]), tf.tensor(expected[2]), 1e-4, `${what}: y`);
               });
             }
           }
@@ -297,6 +300,40 @@ describe('the SIMD conv2d filter gradient', () => {
                                            top, left, 5, 0, 27);
       assert.deepEqual(Array.from(out.dataSync()), Array.from(shared[0]), `stride ${stride} ${pad}: one thread`);
       tf.dispose([xs, dys, out]);
+    }
+  });
+});
+
+describe('the SIMD convolution (64 input channels or more)', () => {
+  it('matches cpu with its gradients over kernel sizes, strides 1-3, both paddings, fused and not', async () => {
+    registerWasmTrainingKernels();
+    let seed = 300;
+    for (const [kh, kw] of [[3, 3], [1, 1], [2, 5]]) {
+      for (const stride of [1, 2, 3]) {
+        for (const pad of ['same', 'valid'] as const) {
+          // 67 output channels: 8 blocks of 8 and 3 left over; dx is then a convolution of 67 channels,
+          // also on the module. 3 x 9 x 7 positions: blocks of 64 and quads with a remainder.
+          const s = seed++;
+          const run = () => {
+            const x = randomTensor([3, 9, 7, 64], s);
+            const filter = randomTensor([kh, kw, 64, 67], s + 1000);
+            const f = (a: tf.Tensor, b: tf.Tensor) => {
+              const y = tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, stride, pad);
+              return tf.sum(tf.mul(y, randomTensor(y.shape, s + 2000)));
+            };
+            const [dx, dFilter] = tf.grads(f)([x, filter]);
+            return [tf.conv2d(x as tf.Tensor4D, filter as tf.Tensor4D, stride, pad), dx, dFilter,
+                    tf.fused.conv2d({x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, strides: stride, pad}),
+                    tf.fused.conv2d({x: x as tf.Tensor4D, filter: filter as tf.Tensor4D, strides: stride, pad,
+                                     bias: randomTensor([67], s + 3000), activation: 'relu'})];
+          };
+          const expected = await gradsOn('cpu', run);
+          const actual = await gradsOn('wasm', run);
+          const names = ['y', 'dx', 'dfilter', 'fused y', 'fused y + bias, relu'];
+          tf.tidy(() => names.forEach((name, i) => assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-4,
+                                                               `${kh}x${kw} stride ${stride} ${pad}: ${name}`)));
+        }
+      }
     }
   });
 });

@@ -28,6 +28,8 @@ export interface SimdExports {
   conv_filter_gradient(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number, ho: number,
                        wo: number, co: number, kh: number, kw: number, sh: number, sw: number, top: number,
                        left: number, chunk: number, first: number, last: number): void;
+  conv_forward(x: number, f: number, y: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
+               kh: number, kw: number, sh: number, sw: number, positions: number, first: number, last: number): void;
   transpose_planes(x: number, out: number, rows: number, cols: number, inStride: number, outStride: number,
                    inOuter: number, outOuter: number, inner: number, inInner: number, outInner: number,
                    first: number, last: number): void;

@@ -11,7 +11,8 @@ import {Worker} from 'node:worker_threads';
 
 /** Kernels a helper can run, by index in the control block. */
 export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
-                                 'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient'] as const;
+                                 'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
+                                 'conv_forward'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /** Per helper: sequence number, done (= sequence, or its negative on failure), function, arity, arguments. */

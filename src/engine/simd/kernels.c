@@ -341,6 +341,113 @@ void conv_filter_gradient(const float* x, const float* dy, float* dw, int n, int
   }
 }
 
+// The geometry of a 'valid' convolution over an already padded x (see conv_forward).
+typedef struct {
+  const float* x;
+  const float* f;
+  float* y;
+  int h, w, ci, ho, wo, co, kh, kw, sh, sw;
+} Convolution;
+
+// Where output position r (n ho wo + p wo + q) reads its window's first tap in x.
+static const float* window(const Convolution* g, int r) {
+  int q = r % g->wo, np = r / g->wo, p = np % g->ho, n = np / g->ho;
+  return g->x + ((long)(n * g->h + p * g->sh) * g->w + (long)q * g->sw) * g->ci;
+}
+
+// y[r..r+3, o..o+7] (rows < 4: the first `rows`) plus the terms of tap (a, b): per input
+// channel, four broadcast values of x times two vectors of the filter row, 4 x 8 sums in
+// registers. The first tap starts from zero instead of y.
+static void conv_block(const Convolution* g, int r, int rows, int o, int a, int b) {
+  long offset = ((long)a * g->w + b) * g->ci;
+  const float* a0 = window(g, r) + offset;
+  const float* a1 = rows > 1 ? window(g, r + 1) + offset : a0;
+  const float* a2 = rows > 2 ? window(g, r + 2) + offset : a0;
+  const float* a3 = rows > 3 ? window(g, r + 3) + offset : a0;
+  float* y = g->y + (long)r * g->co + o;
+  float* y1 = rows > 1 ? y + g->co : y;
+  float* y2 = rows > 2 ? y + 2L * g->co : y;
+  float* y3 = rows > 3 ? y + 3L * g->co : y;
+  v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  if (a != 0 || b != 0) {
+    c00 = wasm_v128_load(y);
+    c01 = wasm_v128_load(y + 4);
+    c10 = wasm_v128_load(y1);
+    c11 = wasm_v128_load(y1 + 4);
+    c20 = wasm_v128_load(y2);
+    c21 = wasm_v128_load(y2 + 4);
+    c30 = wasm_v128_load(y3);
+    c31 = wasm_v128_load(y3 + 4);
+  }
+  const float* ft = g->f + ((long)(a * g->kw + b) * g->ci) * g->co + o;
+  for (int i = 0; i < g->ci; i++, ft += g->co) {
+    v128_t b0 = wasm_v128_load(ft), b1 = wasm_v128_load(ft + 4);
+    v128_t v = wasm_f32x4_splat(a0[i]);
+    c00 = MADD(c00, v, b0);
+    c01 = MADD(c01, v, b1);
+    v = wasm_f32x4_splat(a1[i]);
+    c10 = MADD(c10, v, b0);
+    c11 = MADD(c11, v, b1);
+    v = wasm_f32x4_splat(a2[i]);
+    c20 = MADD(c20, v, b0);
+    c21 = MADD(c21, v, b1);
+    v = wasm_f32x4_splat(a3[i]);
+    c30 = MADD(c30, v, b0);
+    c31 = MADD(c31, v, b1);
+  }
+  // Rows past `rows` alias row 0 and are stored first, so that row 0's store wins.
+  wasm_v128_store(y3, c30);
+  wasm_v128_store(y3 + 4, c31);
+  wasm_v128_store(y2, c20);
+  wasm_v128_store(y2 + 4, c21);
+  wasm_v128_store(y1, c10);
+  wasm_v128_store(y1 + 4, c11);
+  wasm_v128_store(y, c00);
+  wasm_v128_store(y + 4, c01);
+}
+
+// y[r, o] for one output position and channel (output channels past the last block of 8).
+static void conv_single(const Convolution* g, int r, int o) {
+  const float* x0 = window(g, r);
+  float s = 0;
+  for (int a = 0; a < g->kh; a++) {
+    for (int b = 0; b < g->kw; b++) {
+      const float* xt = x0 + ((long)a * g->w + b) * g->ci;
+      const float* ft = g->f + ((long)(a * g->kw + b) * g->ci) * g->co + o;
+      for (int i = 0; i < g->ci; i++) s += xt[i] * ft[(long)i * g->co];
+    }
+  }
+  g->y[(long)r * g->co + o] = s;
+}
+
+// A 'valid' convolution y[n, p, q, o] = sum over taps (a, b) and input channels i of
+// x[n, p sh + a, q sw + b, i] f[a, b, i, o] (NHWC; x padded by the caller), as a product of the
+// implicit window matrix (one row per output position) with the filter: output positions
+// first * 64 .. last * 64 - 1 of `positions`, in blocks of 64. Per block the taps go one at a
+// time (each output's terms in the order tap row, tap column, input channel), so that the
+// filter's strip of 8 output channels for one tap (ci rows) stays in L1 while the block's
+// quads of positions sweep it: whole-window strips (9 ci rows) fell out of L1 at 512 channels.
+EXPORT(conv_forward)
+void conv_forward(const float* x, const float* f, float* y, int h, int w, int ci, int ho, int wo, int co, int kh,
+                  int kw, int sh, int sw, int positions, int first, int last) {
+  Convolution g = {x, f, y, h, w, ci, ho, wo, co, kh, kw, sh, sw};
+  int end = last * 64 < positions ? last * 64 : positions;
+  for (int r0 = first * 64; r0 < end; r0 += 64) {
+    int r1 = r0 + 64 < end ? r0 + 64 : end;
+    int o = 0;
+    for (int a = 0; a < kh; a++) {
+      for (int b = 0; b < kw; b++) {
+        for (o = 0; o + 8 <= co; o += 8) {
+          for (int r = r0; r < r1; r += 4) conv_block(&g, r, r1 - r < 4 ? r1 - r : 4, o, a, b);
+        }
+      }
+    }
+    for (; o < co; o++) {
+      for (int r = r0; r < r1; r++) conv_single(&g, r, o);
+    }
+  }
+}
+
 // c[i, j0..j0+7] for rows i0..i1-1 (see gemm): per t, four broadcast values of a times two
 // vectors of a row of b, 4 x 8 accumulators in registers.
 static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
