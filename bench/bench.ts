@@ -16,11 +16,13 @@ import {Command, InvalidArgumentError, Option} from 'commander';
 
 import {RESNET18_LAYERS} from '../src/cli/isometry.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
+import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
 import {formatTable} from '../src/report/table.js';
 import {TrainStep} from '../src/training/step.js';
+import {convolutionFlopsPerImage, simdPeak} from './peak.js';
 
 const NORMS: NormKind[] = ['bn', 'convnorm'];
 const NETWORKS = ['resnet18', 'small'] as const;
@@ -36,6 +38,8 @@ interface Options {
   soak: number;
   networkTimeout: number;
   torch: boolean;
+  fma: boolean;
+  simd: boolean;
   json: string;
 }
 
@@ -131,6 +135,8 @@ function benchNetworks(opts: Options): NetworkResult[] {
         const args = [...process.execArgv, fileURLToPath(import.meta.url), '--run-network',
                       `${network}:${norm}:${batch}`, '--steps', String(opts.steps)];
         if (opts.backend !== undefined) args.push('--backend', opts.backend);
+        if (!opts.fma) args.push('--no-fma');
+        if (!opts.simd) args.push('--no-simd');
         let row: NetworkResult;
         try {
           const out = execFileSync(process.execPath, args, {encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'],
@@ -193,19 +199,27 @@ const f2 = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : '-');
 const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a / b : undefined);
 
 async function main(opts: Options & {runNetwork?: string}) {
-  const backend = await useBackend(opts.backend);
+  const backend = await useBackend(opts.backend, {fusedMultiplyAdd: opts.fma});
   const threads = backend === 'wasm' ? wasmThreadCount() : undefined;
+  setSimdKernels(opts.simd);
   if (opts.runNetwork !== undefined) {
     const [network, norm, batch] = opts.runNetwork.split(':');
     console.log(JSON.stringify(benchNetwork(network as Network, norm as NormKind, Number(batch), opts.steps)));
     return;
   }
-  console.error(`backend ${backend}${threads === undefined ? '' : ` (${threads} threads)`}; batches ${opts.batches}`);
+  const module = simdKernels(tf.backend());
+  const engine = `${backend}${threads === undefined ? '' : ` (${threads} threads)`}` +
+    (backend !== 'wasm' ? '' : module === undefined ? ', SIMD module off' :
+      `, SIMD module ${module.fusedMultiplyAdd ? 'with' : 'without'} fused multiply-adds`);
+  console.error(`backend ${engine}; batches ${opts.batches}`);
+  const peak = backend === 'wasm' ? simdPeak() : undefined;
+  const resnetFlops = convolutionFlopsPerImage(resnet({depth: 18, norm: 'bn', seed: 1}));
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
   const torch = opts.torch ? runTorch(opts) : undefined;
-  const result = {date: new Date().toISOString(), backend, wasmThreads: threads, options: opts, layers, networks, soak: soakMarks, torch};
+  const result = {date: new Date().toISOString(), backend, engine, wasmThreads: threads, options: opts, simdPeak: peak,
+                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, torch};
   mkdirSync(dirname(opts.json), {recursive: true});
   writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
   (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
@@ -251,6 +265,16 @@ async function main(opts: Options & {runNetwork?: string}) {
                   `our ConvNorm images/s / official's: ${f2(vsOfficial)}`);
     }
   }
+  if (peak !== undefined) {
+    // What the arithmetic alone allows: the convolutions at every thread's best multiply-add rate.
+    const best = Math.max(peak.multiplyAdd, peak.fusedMultiplyAdd ?? 0);
+    const cap = best * (threads ?? 1) * 1e9 / resnetFlops;
+    const torchBn = tn('resnet18', 'bn', Math.max(...opts.batches))?.imagesPerSecond;
+    console.log(`\nWebAssembly SIMD here, one thread: ${f2(peak.multiplyAdd)} GFLOP/s as multiplies and adds, ` +
+                `${f2(peak.fusedMultiplyAdd)} fused. ResNet-18's convolutions are ${f2(resnetFlops / 1e9)} GFLOP per ` +
+                `image per training step, so at ${threads} threads' peak they alone cap a step at ${f2(cap)} images/s` +
+                (torchBn === undefined ? '.' : ` (PyTorch Conv+BN: ${f2(torchBn)} images/s; half of it: ${f2(torchBn / 2)}).`));
+  }
   console.log(`Peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB.`);
   if (soakMarks.length > 0) {
     console.log('Soak (small CNN + ConvNorm, batch 32): ' +
@@ -289,6 +313,8 @@ const program = new Command('bench')
   .option('--soak <n>', 'steps of the tensor-count/RSS soak (0 to skip)', Number, 1000)
   .option('--network-timeout <s>', 'seconds allowed for one network configuration', Number, 600)
   .option('--no-torch', 'skip the PyTorch side')
+  .option('--no-fma', 'wasm: separate multiplies and adds in the SIMD products (for A/B runs)')
+  .option('--no-simd', 'wasm: no SIMD module (its JS and XNNPACK fallbacks; for A/B runs)')
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);
