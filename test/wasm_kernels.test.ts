@@ -180,6 +180,10 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
       [[9, 24], [24, 8200], false, false],
       [[9, 90], [90, 8201], false, false],
       [[5, 33], [33, 45], false, false],
+      // A transposed left operand read in place: batched with 64-row blocks, by rows, and few rows.
+      [[2, 29, 300], [2, 29, 36], true, false],
+      [[29, 300], [29, 36], true, false],
+      [[64, 9], [64, 8200], true, false],
       // Entries large enough for XNNPACK's blocked kernels.
       [[3, 64, 48], [3, 48, 64], false, false],
       [[3, 48, 64], [3, 64, 48], true, true],
@@ -260,9 +264,10 @@ describe('SIMD helper threads', () => {
         }
       }
     }
-    const args = [0, 4096, 8192, m, k, n, m * k, k * n];
+    const args = [0, 4096, 8192, m, k, n, m * k, k * n, 0];
     const run = (c: number) => helpers.split('gemm_batch', [...args.slice(0, 2), c, ...args.slice(3)], batch,
-                                             (first, last) => direct.gemm_batch(0, 4096, c, m, k, n, m * k, k * n, first, last));
+                                             (first, last) => direct.gemm_batch(0, 4096, c, m, k, n, m * k, k * n, 0,
+                                                                                first, last));
     run(8192);
     assertClose(tf.tensor(heap.slice(2048, 2048 + batch * m * n)), tf.tensor(expected), 1e-6, 'products');
     // Outputs past the end of the memory for the helpers' entries only: they trap.

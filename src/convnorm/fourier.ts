@@ -248,17 +248,17 @@ function timesKernel(x: Complex, k: GaussOperand): Complex {
 /**
  * conj(A) B per frequency, A and B (transposed as in matMul) complex: with
  * conj(A) = a - ib and B = c + id, (k1 - k3) + i(k1 + k2) for k1 = (a - b)c,
- * k2 = a(d - c), k3 = -b(c + d). Operands are transposed before the Gauss
- * combinations: two transposes each, where matMul's flags would transpose
- * each of three combined operands.
+ * k2 = a(d - c), k3 = -b(c + d). A transposed A goes to matMul's flag (the
+ * wasm engine's product reads it in place); a transposed B is transposed
+ * before the Gauss combinations, two transposes where the engine would make
+ * one for each of three combined operands.
  */
 function conjTimes(a: Complex, b: Complex, transposeA: boolean, transposeB: boolean): Complex {
   const swap = (t: tf.Tensor3D) => tf.transpose(t, [0, 2, 1]);
-  const [ar, ai] = transposeA ? [swap(a.re), swap(a.im)] : [a.re, a.im];
   const [c, d] = transposeB ? [swap(b.re), swap(b.im)] : [b.re, b.im];
-  const k1 = tf.matMul(tf.sub(ar, ai), c);
-  const k2 = tf.matMul(ar, tf.sub(d, c));
-  const re = tf.add(k1, tf.matMul(ai, tf.add(c, d)));
+  const k1 = tf.matMul(tf.sub(a.re, a.im), c, transposeA);
+  const k2 = tf.matMul(a.re, tf.sub(d, c), transposeA);
+  const re = tf.add(k1, tf.matMul(a.im, tf.add(c, d), transposeA));
   return {re: re as tf.Tensor3D, im: tf.add(k1, k2) as tf.Tensor3D};
 }
 

@@ -34,10 +34,12 @@ export interface SimdExports {
                    inOuter: number, outOuter: number, inner: number, inInner: number, outInner: number,
                    first: number, last: number): void;
   gemm_batch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
-             first: number, last: number): void;
+             transposeA: number, first: number, last: number): void;
   elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
-  gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, first: number, last: number): void;
-  gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, first: number, last: number): void;
+  gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, first: number,
+            last: number): void;
+  gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, first: number,
+               last: number): void;
 }
 
 /** The parts of the Emscripten module behind tfjs-backend-wasm 4.22 (pinned) used here. */

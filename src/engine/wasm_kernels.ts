@@ -467,8 +467,9 @@ function heapOffset(wasm: WasmBackend, t: Info): number {
  * broadcast): the SIMD module's product, or one XNNPACK call per entry where
  * the module cannot run.
  */
-function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, batchB: number): Info {
-  const [rows, inner] = a.shape.slice(-2);
+function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, batchB: number,
+                         transposeA = false): Info {
+  const [rows, inner] = transposeA ? a.shape.slice(-2).reverse() : a.shape.slice(-2);
   const cols = b.shape[b.shape.length - 1];
   const out = wasm.makeOutput(
     [...tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2)), rows, cols],
@@ -477,15 +478,21 @@ function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, ba
                    strideA: batchA === 1 ? 0 : rows * inner, strideB: batchB === 1 ? 0 : inner * cols};
   const simd = simdKernels(wasm as unknown as tf.KernelBackend);
   if (simd === undefined) {
+    if (transposeA) throw new Error('batchedProducts: a transposed left operand needs the SIMD module');
     xnnpackProducts(wasm, a, b, out, entries);
     return out;
   }
   const operands = [heapOffset(wasm, a), heapOffset(wasm, b), heapOffset(wasm, out), rows, inner, cols];
   const work = entries.batch * rows * cols * inner;
+  const flag = transposeA ? 1 : 0;
   // Threads share the entries, or one product's rows, or (few rows) its 8-column blocks.
-  if (entries.batch > 1) simd.parallel('gemm_batch', [...operands, entries.strideA, entries.strideB], entries.batch, work);
-  else if (rows >= 32) simd.parallel('gemm_rows', operands, rows, work);
-  else simd.parallel('gemm_columns', operands, Math.ceil(cols / 8), work);
+  if (entries.batch > 1) {
+    simd.parallel('gemm_batch', [...operands, entries.strideA, entries.strideB, flag], entries.batch, work);
+  } else if (rows >= 32) {
+    simd.parallel('gemm_rows', [...operands, flag], rows, work);
+  } else {
+    simd.parallel('gemm_columns', [...operands, flag], Math.ceil(cols / 8), work);
+  }
   return out;
 }
 
@@ -539,9 +546,10 @@ function lastAxesSwapped(t: Info): number[] {
 /**
  * tfjs's wasm BatchMatMul is fast (XNNPACK, ~15 GFLOP/s) only for a single
  * product with neither operand transposed; transposed operands (every matMul
- * gradient) and batches run a scalar loop (~1 GFLOP/s). This kernel transposes
- * operands explicitly (a memory pass) and runs the SIMD module's product, or,
- * without the module, one XNNPACK product per batch entry. (A plain JS loop
+ * gradient) and batches run a scalar loop (~1 GFLOP/s). This kernel runs the
+ * SIMD module's product (reading a transposed left operand in place, and
+ * transposing a right one explicitly, a memory pass), or, without the module,
+ * one XNNPACK product per batch entry on explicitly transposed operands. (A plain JS loop
  * for small entries was tried: it is slower even for 480 products of 8 x 8
  * matrices, 34 vs 28 ms.)
  */
@@ -575,13 +583,15 @@ function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.Ke
       out = transpose({inputs: {x: swapped}, attrs: {perm: lastAxesSwapped(swapped)}, backend: args.backend}) as Info;
       wasm.disposeData(swapped.dataId);
     } else {
-      if (transposeA) a = swapLastAxes(a);
+      // The SIMD product reads a transposed left operand in place (4 of its values per step are
+      // then adjacent); a transposed right one is transposed first, its rows being the vectors.
+      if (transposeA && simd === undefined) a = swapLastAxes(a);
       if (transposeB) b = swapLastAxes(b);
       // Not XNNPACK for few rows against a long inner dimension either: it packs every fresh right
       // operand ([9 x 612] by [612 x 4096]: 22-30 ms, against 4-6 ms for the SIMD product).
       out = simd === undefined && batchA === 1 && batchB === 1
         ? single({inputs: {a, b}, attrs: {transposeA: false, transposeB: false}, backend: args.backend}) as Info
-        : batchedProducts(wasm, a, b, batchA, batchB);
+        : batchedProducts(wasm, a, b, batchA, batchB, transposeA && simd !== undefined);
     }
     for (const t of temporaries) wasm.disposeData(t.dataId);
     return out;

@@ -450,29 +450,29 @@ void conv_forward(const float* x, const float* f, float* y, int h, int w, int ci
 
 // c[i, j0..j0+7] for rows i0..i1-1 (see gemm): per t, four broadcast values of a times two
 // vectors of a row of b, 4 x 8 accumulators in registers.
-static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
-                        int ldc) {
+static inline __attribute__((always_inline)) void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+                        int ldb, int ldc) {
   int i = i0;
   for (; i + 4 <= i1; i += 4) {
-    const float* a0 = a + (long)i * lda;
-    const float* a1 = a0 + lda;
-    const float* a2 = a1 + lda;
-    const float* a3 = a2 + lda;
+    const float* a0 = a + (long)i * ars;
+    const float* a1 = a0 + ars;
+    const float* a2 = a1 + ars;
+    const float* a3 = a2 + ars;
     v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
     const float* bt = b + j;
     for (int t = 0; t < k; t++, bt += ldb) {
       v128_t b0 = wasm_v128_load(bt);
       v128_t b1 = wasm_v128_load(bt + 4);
-      v128_t x = wasm_f32x4_splat(a0[t]);
+      v128_t x = wasm_f32x4_splat(a0[(long)t * acs]);
       c00 = MADD(c00, x, b0);
       c01 = MADD(c01, x, b1);
-      x = wasm_f32x4_splat(a1[t]);
+      x = wasm_f32x4_splat(a1[(long)t * acs]);
       c10 = MADD(c10, x, b0);
       c11 = MADD(c11, x, b1);
-      x = wasm_f32x4_splat(a2[t]);
+      x = wasm_f32x4_splat(a2[(long)t * acs]);
       c20 = MADD(c20, x, b0);
       c21 = MADD(c21, x, b1);
-      x = wasm_f32x4_splat(a3[t]);
+      x = wasm_f32x4_splat(a3[(long)t * acs]);
       c30 = MADD(c30, x, b0);
       c31 = MADD(c31, x, b1);
     }
@@ -487,11 +487,11 @@ static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1
     wasm_v128_store(ci + 3L * ldc + 4, c31);
   }
   for (; i < i1; i++) {
-    const float* ai = a + (long)i * lda;
+    const float* ai = a + (long)i * ars;
     v128_t c0 = wasm_f32x4_splat(0), c1 = c0;
     const float* bt = b + j;
     for (int t = 0; t < k; t++, bt += ldb) {
-      v128_t x = wasm_f32x4_splat(ai[t]);
+      v128_t x = wasm_f32x4_splat(ai[(long)t * acs]);
       c0 = MADD(c0, x, wasm_v128_load(bt));
       c1 = MADD(c1, x, wasm_v128_load(bt + 4));
     }
@@ -501,13 +501,13 @@ static void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1
 }
 
 // c[i, j0..j0+3] for rows i0..i1-1: the 4-column strip left over by the 8-column ones.
-static void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
-                        int ldc) {
+static inline __attribute__((always_inline)) void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+                        int ldb, int ldc) {
   for (int i = i0; i < i1; i++) {
-    const float* ai = a + (long)i * lda;
+    const float* ai = a + (long)i * ars;
     v128_t c0 = wasm_f32x4_splat(0);
     const float* bt = b + j;
-    for (int t = 0; t < k; t++, bt += ldb) c0 = MADD(c0, wasm_f32x4_splat(ai[t]), wasm_v128_load(bt));
+    for (int t = 0; t < k; t++, bt += ldb) c0 = MADD(c0, wasm_f32x4_splat(ai[(long)t * acs]), wasm_v128_load(bt));
     wasm_v128_store(c + (long)i * ldc + j, c0);
   }
 }
@@ -517,23 +517,23 @@ static void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1
 // c[i..i+1, j..j+15] (rows < i1): per t, two broadcast values of a times four vectors of a row
 // of b, one whole cache line. For few-row products with wide b, whose rows lie far apart: the
 // 4 x 8 blocks would use half of every line they fetch.
-static void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int lda, int ldb,
-                        int ldc) {
+static inline __attribute__((always_inline)) void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+                        int ldb, int ldc) {
   int i = i0;
   for (; i + 2 <= i1; i += 2) {
-    const float* a0 = a + (long)i * lda;
-    const float* a1 = a0 + lda;
+    const float* a0 = a + (long)i * ars;
+    const float* a1 = a0 + ars;
     v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
     const float* bt = b + j;
     for (int t = 0; t < k; t++, bt += ldb) {
       v128_t b0 = wasm_v128_load(bt), b1 = wasm_v128_load(bt + 4), b2 = wasm_v128_load(bt + 8),
              b3 = wasm_v128_load(bt + 12);
-      v128_t x = wasm_f32x4_splat(a0[t]);
+      v128_t x = wasm_f32x4_splat(a0[(long)t * acs]);
       c00 = MADD(c00, x, b0);
       c01 = MADD(c01, x, b1);
       c02 = MADD(c02, x, b2);
       c03 = MADD(c03, x, b3);
-      x = wasm_f32x4_splat(a1[t]);
+      x = wasm_f32x4_splat(a1[(long)t * acs]);
       c10 = MADD(c10, x, b0);
       c11 = MADD(c11, x, b1);
       c12 = MADD(c12, x, b2);
@@ -550,57 +550,71 @@ static void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1
     wasm_v128_store(ci + ldc + 12, c13);
   }
   if (i < i1) {
-    gemm_strip8(a, b, c, i, i1, j, k, lda, ldb, ldc);
-    gemm_strip8(a, b, c, i, i1, j + 8, k, lda, ldb, ldc);
+    gemm_strip8(a, b, c, i, i1, j, k, ars, acs, ldb, ldc);
+    gemm_strip8(a, b, c, i, i1, j + 8, k, ars, acs, ldb, ldc);
   }
 }
 
-// c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product, row-major with leading
-// dimensions lda, ldb, ldc. No packing: per block of 64 rows of a (kept in cache), b is swept in
+// c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product: a[i, t] at a + i ars + t acs
+// (ars = k, acs = 1 row-major; ars = 1, acs = m for a stored transposed, as [k, m]), b and c
+// row-major with leading dimensions ldb and ldc. No packing: per block of 64 rows of a (kept in cache), b is swept in
 // strips of 8 columns (k x 32 bytes, in L1 while the row blocks pass over it). The sums run over t
 // in order, as XNNPACK's do, and give its results when built without fused multiply-adds.
-static void gemm(const float* a, const float* b, float* c, int m, int k, int n, int lda, int ldb, int ldc) {
+static inline __attribute__((always_inline)) void gemm_blocks(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb,
+                                                            int ldc) {
   for (int i0 = 0; i0 < m; i0 += 64) {
     int i1 = i0 + 64 < m ? i0 + 64 : m;
     int j = 0;
     if (m < FEW_ROWS) {
-      for (; j + 16 <= n; j += 16) gemm_wide16(a, b, c, i0, i1, j, k, lda, ldb, ldc);
+      for (; j + 16 <= n; j += 16) gemm_wide16(a, b, c, i0, i1, j, k, ars, acs, ldb, ldc);
     }
-    for (; j + 8 <= n; j += 8) gemm_strip8(a, b, c, i0, i1, j, k, lda, ldb, ldc);
-    for (; j + 4 <= n; j += 4) gemm_strip4(a, b, c, i0, i1, j, k, lda, ldb, ldc);
+    for (; j + 8 <= n; j += 8) gemm_strip8(a, b, c, i0, i1, j, k, ars, acs, ldb, ldc);
+    for (; j + 4 <= n; j += 4) gemm_strip4(a, b, c, i0, i1, j, k, ars, acs, ldb, ldc);
     for (; j < n; j++) {
       for (int i = i0; i < i1; i++) {
         float s = 0;
-        for (int t = 0; t < k; t++) s += a[(long)i * lda + t] * b[(long)t * ldb + j];
+        for (int t = 0; t < k; t++) s += a[(long)i * ars + (long)t * acs] * b[(long)t * ldb + j];
         c[(long)i * ldc + j] = s;
       }
     }
   }
 }
 
+// gemm_blocks specialised for a row-major a (a constant unit stride along its rows) and for any other.
+static void gemm(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb, int ldc) {
+  if (acs == 1) {
+    gemm_blocks(a, b, c, m, k, n, ars, 1, ldb, ldc);
+  } else {
+    gemm_blocks(a, b, c, m, k, n, ars, acs, ldb, ldc);
+  }
+}
+
 // Entries first..last-1 of a batch of products c_e = a_e b_e (see gemm), each contiguous; a_e
-// starts e * strideA floats into `a` (0: one a for all), b_e e * strideB into `b`, c_e e m n.
+// starts e * strideA floats into `a` (0: one a for all) and is stored as [k, m] when transposeA,
+// b_e e * strideB into `b`, c_e e m n.
 EXPORT(gemm_batch)
-void gemm_batch(const float* a, const float* b, float* c, int m, int k, int n, int strideA, int strideB, int first,
-                int last) {
+void gemm_batch(const float* a, const float* b, float* c, int m, int k, int n, int strideA, int strideB,
+                int transposeA, int first, int last) {
   for (int e = first; e < last; e++) {
-    gemm(a + (long)e * strideA, b + (long)e * strideB, c + (long)e * m * n, m, k, n, k, n, n);
+    gemm(a + (long)e * strideA, b + (long)e * strideB, c + (long)e * m * n, m, k, n, transposeA ? 1 : k,
+         transposeA ? m : 1, n, n);
   }
 }
 
 // Rows first..last-1 of one product c = a b (contiguous): the share of a thread when a has many rows.
 EXPORT(gemm_rows)
-void gemm_rows(const float* a, const float* b, float* c, int m, int k, int n, int first, int last) {
-  (void)m;
-  gemm(a + (long)first * k, b, c + (long)first * n, last - first, k, n, k, n, n);
+void gemm_rows(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, int first, int last) {
+  int ars = transposeA ? 1 : k;
+  gemm(a + (long)first * ars, b, c + (long)first * n, last - first, k, n, ars, transposeA ? m : 1, n, n);
 }
 
 // Column blocks first..last-1 (8 columns each, the last one short) of one product c = a b: the
 // share of a thread when a has few rows and b many columns.
 EXPORT(gemm_columns)
-void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n, int first, int last) {
+void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, int first,
+                  int last) {
   int from = first * 8, to = last * 8 < n ? last * 8 : n;
-  gemm(a, b + from, c + from, m, k, to - from, k, n, n);
+  gemm(a, b + from, c + from, m, k, to - from, transposeA ? 1 : k, transposeA ? m : 1, n, n);
 }
 
 // out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
