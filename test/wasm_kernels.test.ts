@@ -306,6 +306,10 @@ describe('the SIMD conv2d filter gradient', () => {
       assert.deepEqual(Array.from(out.dataSync()), Array.from(shared[0]), `stride ${stride} ${pad}: one thread`);
       tf.dispose([xs, dys, out]);
     }
+    // Channels-first data is refused by name rather than read as NHWC.
+    assert.throws(() => tf.engine().runKernel('Conv2DBackpropFilter', {x: tf.ones([1, 3, 5, 5]), dy: tf.ones([1, 3, 5, 5])},
+                                              {strides: 1, pad: 'same', dataFormat: 'NCHW', filterShape: [3, 3, 3, 3]}),
+                  /NHWC data, not NCHW/);
   });
 });
 

@@ -23,12 +23,18 @@ interface ConvGradAttrs {
   pad: Pad;
   dimRoundingMode?: 'floor' | 'round' | 'ceil';
   dilations?: number | [number, number];
+  dataFormat?: string;
   inputShape: Shape4;
   filterShape: Shape4;
 }
 
+/** The attributes, refusing channels-first data: these kernels index NHWC (as tfjs-wasm's own convolutions do). */
 function convGradAttrs(attrs: tf.NamedAttrMap | undefined): ConvGradAttrs {
-  return attrs as unknown as ConvGradAttrs;
+  const a = attrs as unknown as ConvGradAttrs;
+  if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') {
+    throw new Error(`convolution gradients on wasm take NHWC data, not ${a.dataFormat}`);
+  }
+  return a;
 }
 
 /** Kernel inputs are usually the op's Tensors already; bare TensorInfos are wrapped (and freed by the tidy). */
