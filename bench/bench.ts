@@ -213,7 +213,9 @@ async function main(opts: Options & {runNetwork?: string}) {
       `, SIMD module ${module.fusedMultiplyAdd ? 'with' : 'without'} fused multiply-adds`);
   console.error(`backend ${engine}; batches ${opts.batches}`);
   const peak = backend === 'wasm' ? simdPeak() : undefined;
-  const resnetFlops = convolutionFlopsPerImage(resnet({depth: 18, norm: 'bn', seed: 1}));
+  const counted = resnet({depth: 18, norm: 'bn', seed: 1});
+  const resnetFlops = convolutionFlopsPerImage(counted);
+  counted.dispose();
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];

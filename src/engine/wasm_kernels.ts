@@ -728,11 +728,12 @@ interface ConvAttrs {
 /**
  * tfjs-backend-wasm 4.22 hands 'same' padding to XNNPACK as TensorFlow SAME
  * padding, and its outputs are then wrong whenever a spatial axis needs no
- * padding at the end (the last window stops short of the input's edge: a 1 x 2
- * kernel at stride 3 on width 6, or any kernel wider than 1 at stride 3 on
- * height 5); 84 of 450 small cases, convolutions and depthwise alike
- * (scratch/fusedbug4.ts). The same padding given explicitly is right in all of
- * them, so every fallback gets it explicitly.
+ * padding at its end (the last window stops short of the input's edge) and the
+ * kernel is not 1 x 1: a 1 x 2 kernel at stride 3 on height 5, a 2 x 1 kernel
+ * at stride 2 on width 4. Over kernels up to 3 x 5, strides 1-3 and inputs 5 x
+ * 4-9, 42 of 270 cases were wrong for dense and 42 of 270 for depthwise
+ * convolutions; with the same padding given explicitly none was, so every
+ * fallback gets it explicitly (the conv tests' forward checks fail without).
  */
 function withExplicitPadding(args: Parameters<tf.KernelFunc>[0], depthwise: boolean): Parameters<tf.KernelFunc>[0] {
   const attrs = args.attrs as unknown as ConvAttrs;
