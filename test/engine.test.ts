@@ -62,7 +62,7 @@ describe('multi-threaded wasm', () => {
     const noSharedArrayBuffer = startInChild({REMOVE_GLOBAL: 'SharedArrayBuffer'});
     assert.equal(noSharedArrayBuffer.threads, 1);
     assert.equal(startInChild({CONVNORM_WASM_THREADS: '1'}).threads, 1);
-    // The same convolution whatever the threading (XNNPACK splits work, not sums).
+    // The same convolution whatever the threading: the module's, on the shared and the plain memory.
     // The SIMD module loads on the shared (threaded) memory and on the plain one, and works above 2 GB.
     const highHeap = startInChild({HIGH_HEAP: '1'});
     assert.deepEqual([highHeap.aboveTwoGigabytes, highHeap.highHeapMatches], [true, true]);
