@@ -202,25 +202,29 @@ interface GaussOperand {
 }
 
 /**
- * The kernel operand conj(DFT(kernel zero-padded)) . V (conjugated again when
- * `conj`) straight from the taps: each of its three parts is one product with
- * a fixed combination of the cos / sin tap bases, so the complex kernel
- * spectrum itself, F x C_in x C_out twice, is never formed. That keeps the
- * 512-channel layers' transient memory to three such tensors. `transposed`
+ * The kernel operand conj(DFT(kernel zero-padded)) (conjugated again when
+ * `conj`) straight from the taps, without V: each of its three parts is one
+ * product with a fixed combination of the cos / sin tap bases, so the complex
+ * kernel spectrum itself, F x C_in x C_out twice, is never formed. That keeps
+ * the 512-channel layers' transient memory to three such tensors. `transposed`
  * builds each frequency's matrix as C_out x C_in (K^T) instead.
  *
+ * V scales K's output channels (K_f diag(V_f)), so it is applied to the data
+ * instead: to the output spectrum, and to its gradient before both products
+ * that use it. That is two passes over F x N x C_out per step where scaling
+ * the operand took eight over F x C_in x C_out (three parts forward, three
+ * backward, two for the tap gradient).
+ *
  * @param taps [kh kw, C_in C_out]
- * @param v V as [F, 1, C_out]
  */
-function kernelOperand(taps: tf.Tensor2D, v: tf.Tensor, p: Plan, conj: boolean, transposed = false): GaussOperand {
+function kernelOperand(taps: tf.Tensor2D, p: Plan, conj: boolean, transposed = false): GaussOperand {
   // conj(sum_taps w e^{-i t}) = sum_taps w (cos t + i sin t).
-  const [shape, byTap, scale] = transposed
+  const [shape, byTap]: [[number, number, number], tf.Tensor2D] = transposed
     ? [[p.freqs, p.cout, p.cin],
-       tf.reshape(tf.transpose(tf.reshape(taps, [p.taps, p.cin, p.cout]), [0, 2, 1]), [p.taps, p.cout * p.cin]),
-       tf.reshape(v, [p.freqs, p.cout, 1])]
-    : [[p.freqs, p.cin, p.cout], taps, v];
+       tf.reshape(tf.transpose(tf.reshape(taps, [p.taps, p.cin, p.cout]), [0, 2, 1]), [p.taps, p.cout * p.cin])]
+    : [[p.freqs, p.cin, p.cout], taps];
   const part = (basis: RealMatrix) =>
-    tf.tidy(() => tf.mul(tf.reshape(tf.matMul(matrix(basis), byTap), shape), scale) as tf.Tensor3D);
+    tf.tidy(() => tf.reshape(tf.matMul(matrix(basis), byTap), shape) as tf.Tensor3D);
   const b = conj ? p.kernelBases.conjugate : p.kernelBases.plain;
   return {re: part(b.re), imMinusRe: part(b.imMinusRe), rePlusIm: part(b.rePlusIm)};
 }
@@ -273,8 +277,9 @@ function linearOp(forward: (t: tf.Tensor) => tf.Tensor, adjoint: (dy: tf.Tensor)
 export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: tf.Tensor,
                                 g: ConvNormGeometry): tf.Tensor4D {
   const p = new Plan(x, kernel, g);
-  // V is a constant (detached, as in the reference): [F, 1, C_out] in the (fw, fh) order.
-  const v = tf.reshape(tf.transpose(spectrum, [2, 1, 0]), [p.freqs, 1, p.cout]);
+  // V is a constant (detached, as in the reference), in the (fw, fh) order and shaped to scale the
+  // output channels of a stacked spectrum [2, F, ...lead(C_out)].
+  const v = tf.reshape(tf.transpose(spectrum, [2, 1, 0]), p.channelsFirst ? [p.freqs, p.cout, 1] : [p.freqs, 1, p.cout]);
   const toSpectrum = linearOp(t => tf.reshape(inputSpectrum(t as tf.Tensor4D, p), [2, p.freqs, ...lead(p.cin, p)]),
                               dy => inputSpectrumAdjoint(dy, p));
   const fromSpectrum = linearOp(z => outputFromSpectrum(z, p),
@@ -285,29 +290,30 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
     const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
     const x = split(xSpec, [p.freqs, ...lead(p.cin, p)]);
-    // Z = X K, or Z^T = K^T X^T with the spectra channels-first.
-    const z = p.channelsFirst ? kernelTimes(kernelOperand(taps, v, p, false, true), x)
-                              : timesKernel(x, kernelOperand(taps, v, p, false));
+    // Z = X K diag(V), or Z^T = diag(V) K^T X^T with the spectra channels-first.
+    const z = p.channelsFirst ? kernelTimes(kernelOperand(taps, p, false, true), x)
+                              : timesKernel(x, kernelOperand(taps, p, false));
     return {
-      value: tf.stack([z.re, z.im]),
+      value: tf.mul(tf.stack([z.re, z.im]), v),
       // tfjs runs a custom gradient outside any tidy: without one, every layer's backward
       // intermediates would live until the whole backward pass ends. The inner tidies
       // free each stage's F x C_in x C_out temporaries before the next stage starts.
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [savedSpec, savedTaps, v] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor];
-        const dz = split(dy, [p.freqs, ...lead(p.cout, p)]);
-        // dX = dZ K^H, or dX^T = conj(K) dZ^T.
+        // dZ diag(V) (V is real), which both products below take.
+        const dz = split(tf.mul(dy, v), [p.freqs, ...lead(p.cout, p)]);
+        // dX = dZ diag(V) K^H, or dX^T = conj(K) diag(V) dZ^T.
         const dSpec = tf.tidy(() => {
-          const dx = p.channelsFirst ? kernelTimes(kernelOperand(savedTaps, v, p, true), dz)
-                                     : timesKernel(dz, kernelOperand(savedTaps, v, p, true, true));
+          const dx = p.channelsFirst ? kernelTimes(kernelOperand(savedTaps, p, true), dz)
+                                     : timesKernel(dz, kernelOperand(savedTaps, p, true, true));
           return tf.stack([dx.re, dx.im]);
         });
-        // dK = X^H dZ (= conj(X^T) (dZ^T)^T channels-first), then through K = V . (basis taps).
+        // dK = X^H dZ diag(V) (= conj(X^T) (dZ^T)^T channels-first), then through K = basis taps.
         const dTaps = tf.tidy(() => {
           const xs = split(savedSpec, [p.freqs, ...lead(p.cin, p)]);
           const dk = conjTimes(xs, dz, !p.channelsFirst, p.channelsFirst);
           const throughBasis = (d: tf.Tensor, basis: RealMatrix) => tf.tidy(() =>
-            tf.matMul(matrix(transposed(basis)), tf.reshape(tf.mul(d, v), [p.freqs, p.cin * p.cout])));
+            tf.matMul(matrix(transposed(basis)), tf.reshape(d, [p.freqs, p.cin * p.cout])));
           const fromRe = throughBasis(dk.re, p.basis.cos);
           dk.re.dispose();
           return tf.add(fromRe, throughBasis(dk.im, p.basis.sin));
