@@ -146,13 +146,17 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
     }
   });
 
-  it('Sum over leading axes (its own kernel) and over others (tfjs\'s), with keepDims', async () => {
+  it('Sum over adjacent axes before the last (its own kernel) and over others (tfjs\'s), with keepDims', async () => {
     const cases: Array<[number[], number[], boolean]> = [
       [[4, 5, 6, 7], [0, 1, 2], false],
       [[4, 5, 6, 7], [2, 0, 1], true],
       [[9, 3], [0], false],
       [[3, 4, 5], [0, 1], true],
+      // Middle axes (ConvNorm's V sums [F, C_in, C_out] over C_in); then axes that are not adjacent.
       [[4, 5, 6, 7], [1, 2], false],
+      [[6, 9, 5], [1], false],
+      [[2, 3, 4, 5], [1], true],
+      [[4, 5, 6, 7], [0, 2], false],
       [[4, 5, 6, 7], [0, 1, 2, 3], false],
       [[4, 5, 6], [-1], false],
     ];

@@ -345,32 +345,40 @@ function depthwiseBackpropFilter({inputs, attrs, backend}: {inputs: tf.NamedTens
 }
 
 /**
- * Sums over leading axes (BatchNorm's statistics and gradients reduce NHWC
- * tensors over N, H, W) as one pass of row additions in float64. tfjs's wasm
- * Sum first transposes the reduced axes to the end: 15 ms for a 32 x 32 x 32 x 64
- * tensor. Other reductions go to tfjs's kernel.
+ * Sums over a run of adjacent axes that leaves the last axis (BatchNorm's
+ * statistics and gradients reduce NHWC tensors over N, H, W; ConvNorm's V sums
+ * [F, C_in, C_out] over C_in) as one pass of row additions in float64 per
+ * index of the axes before the run. tfjs's wasm Sum first transposes the
+ * reduced axes to the end: 15 ms for a 32 x 32 x 32 x 64 tensor, 37 ms for V's
+ * [24, 512, 512]. Other reductions go to tfjs's kernel.
  */
 function makeSum(original: tf.KernelFunc): tf.KernelFunc {
   return (args => {
     const x = args.inputs.x as Info;
     const {axis, keepDims} = args.attrs as unknown as {axis: number | number[]; keepDims: boolean};
     const axes = tf.util.parseAxisParam(axis, x.shape).sort((p, q) => p - q);
-    const leading = axes.every((a, i) => a === i) && axes.length > 0 && axes.length < x.shape.length;
-    if (x.dtype !== 'float32' || !leading) return original(args);
+    const adjacent = axes.length > 0 && axes.every((a, i) => a === axes[0] + i) &&
+      axes[axes.length - 1] < x.shape.length - 1;
+    if (x.dtype !== 'float32' || !adjacent) return original(args);
     const wasm = args.backend as unknown as WasmBackend;
-    const rows = tf.util.sizeFromShape(x.shape.slice(0, axes.length));
-    const kept = x.shape.slice(axes.length);
-    const cols = tf.util.sizeFromShape(kept);
-    const out = wasm.makeOutput(keepDims ? [...axes.map(() => 1), ...kept] : kept, 'float32');
+    const outer = tf.util.sizeFromShape(x.shape.slice(0, axes[0]));
+    const rows = tf.util.sizeFromShape(axes.map(a => x.shape[a]));
+    const cols = tf.util.sizeFromShape(x.shape.slice(axes[axes.length - 1] + 1));
+    const shape = keepDims ? x.shape.map((d, a) => (axes.includes(a) ? 1 : d)) : x.shape.filter((_, a) => !axes.includes(a));
+    const out = wasm.makeOutput(shape, 'float32');
     const data = wasm.typedArrayFromHeap(x) as Float32Array;
-    const sums = new Float64Array(cols);
+    const sums = new Float64Array(outer * cols);
     const simd = simdKernels(args.backend as tf.KernelBackend);
     if (simd !== undefined) {
-      simd.withPointers([data, sums], ([px, ps]) => simd.exports.sum_rows(px, rows, cols, ps));
+      simd.withPointers([data, sums], ([px, ps]) => {
+        for (let o = 0; o < outer; o++) simd.exports.sum_rows(px + 4 * o * rows * cols, rows, cols, ps + 8 * o * cols);
+      });
     } else {
-      for (let r = 0; r < rows; r++) {
-        const base = r * cols;
-        for (let k = 0; k < cols; k++) sums[k] += data[base + k];
+      for (let o = 0; o < outer; o++) {
+        for (let r = 0; r < rows; r++) {
+          const base = (o * rows + r) * cols;
+          for (let k = 0; k < cols; k++) sums[o * cols + k] += data[base + k];
+        }
       }
     }
     (wasm.typedArrayFromHeap(out) as Float32Array).set(sums);
