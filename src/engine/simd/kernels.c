@@ -26,6 +26,52 @@
 #define MADD(acc, x, y) wasm_f32x4_add((acc), wasm_f32x4_mul((x), (y)))
 #endif
 
+// The 4 x 8 register block of the products, the convolution and the filter gradient: sums
+// c00..c31 (row r, columns 4 j .. 4 j + 3 in crj) in registers. A step adds four broadcast values
+// (one per row) times two vectors b0, b1 (the block's 8 columns of one row of the other operand).
+#define BLOCK4X8_ZERO                                                                                  \
+  v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, \
+         c31 = c00
+#define BLOCK4X8_LOAD(y0, y1, y2, y3) \
+  do {                                \
+    c00 = wasm_v128_load(y0);         \
+    c01 = wasm_v128_load((y0) + 4);   \
+    c10 = wasm_v128_load(y1);         \
+    c11 = wasm_v128_load((y1) + 4);   \
+    c20 = wasm_v128_load(y2);         \
+    c21 = wasm_v128_load((y2) + 4);   \
+    c30 = wasm_v128_load(y3);         \
+    c31 = wasm_v128_load((y3) + 4);   \
+  } while (0)
+#define BLOCK4X8_STEP(a0, a1, a2, a3, b0, b1) \
+  do {                                        \
+    v128_t x_ = wasm_f32x4_splat(a0);         \
+    c00 = MADD(c00, x_, b0);                  \
+    c01 = MADD(c01, x_, b1);                  \
+    x_ = wasm_f32x4_splat(a1);                \
+    c10 = MADD(c10, x_, b0);                  \
+    c11 = MADD(c11, x_, b1);                  \
+    x_ = wasm_f32x4_splat(a2);                \
+    c20 = MADD(c20, x_, b0);                  \
+    c21 = MADD(c21, x_, b1);                  \
+    x_ = wasm_f32x4_splat(a3);                \
+    c30 = MADD(c30, x_, b0);                  \
+    c31 = MADD(c31, x_, b1);                  \
+  } while (0)
+// Rows 3 to 0 in that order: a caller whose short block aliases missing rows to row 0 has row 0
+// stored last.
+#define BLOCK4X8_STORE(y0, y1, y2, y3) \
+  do {                                 \
+    wasm_v128_store(y3, c30);          \
+    wasm_v128_store((y3) + 4, c31);    \
+    wasm_v128_store(y2, c20);          \
+    wasm_v128_store((y2) + 4, c21);    \
+    wasm_v128_store(y1, c10);          \
+    wasm_v128_store((y1) + 4, c11);    \
+    wasm_v128_store(y0, c00);          \
+    wasm_v128_store((y0) + 4, c01);    \
+  } while (0)
+
 // sums[k] += x[r, k] - pivot[k], squares[k] += (x[r, k] - pivot[k])^2 over rows, in float64.
 EXPORT(moments)
 void moments(const float* x, int rows, int c, const float* pivot, double* sums, double* squares) {
@@ -46,7 +92,9 @@ void normalize(const float* x, float* y, int c, const float* centre, const float
   for (int r = first; r < last; r++) {
     const float* in = x + (long)r * c;
     float* out = y + (long)r * c;
-    for (int k = 0; k < c; k++) out[k] = (float)(((double)in[k] - (double)centre[k]) * (double)scale[k] + (double)shift[k]);
+    for (int k = 0; k < c; k++) {
+      out[k] = (float)(((double)in[k] - (double)centre[k]) * (double)scale[k] + (double)shift[k]);
+    }
   }
 }
 
@@ -158,12 +206,12 @@ static void transpose_tile(const float* in, float* out, int i0, int i1, int j0, 
   }
 }
 
-// Planes (a, b) for first <= a < last and b < inner, each rows x cols; plane (a, b) starts at a * inOuter + b * inInner floats
-// into `in` and at a * outOuter + b * outInner into `out`. Small planes (which stay in cache) go
-// one by one. For large ones the 32 x 32 tiles are the outer loops and the planes the inner ones:
-// a tile's 128-byte runs of input rows and of output rows are then used whole while they are in
-// cache, even where a plane's rows are short and interleaved with other planes' (the Fourier
-// ConvNorm's [2, Fw, Mh, C N] spectra).
+// Planes (a, b) for first <= a < last and b < inner, each rows x cols; plane (a, b) starts at
+// a * inOuter + b * inInner floats into `in` and at a * outOuter + b * outInner into `out`. Small
+// planes (which stay in cache) go one by one. For large ones the 32 x 32 tiles are the outer loops
+// and the planes the inner ones: a tile's 128-byte runs of input rows and of output rows are then
+// used whole while they are in cache, even where a plane's rows are short and interleaved with
+// other planes' (the Fourier ConvNorm's [2, Fw, Mh, C N] spectra).
 EXPORT(transpose_planes)
 void transpose_planes(const float* in, float* out, int rows, int cols, int inStride, int outStride, int inOuter,
                       int outOuter, int inner, int inInner, int outInner, int first, int last) {
@@ -203,11 +251,42 @@ typedef struct {
   int h, w, ci, ho, wo, co, sh, sw, top, left;
 } FilterGradient;
 
-// dw[tap, i0..i0+3, o..o+7] += the sums over output rows r0..r1-1 (r = n ho + p) of one tap
-// (ta, tb) and four input channels, for every 8-column block of output channels: per output
-// position, four broadcast values of x times two vectors of dy, in registers.
-static void filter_block4(const FilterGradient* g, float* dw, int r0, int r1, int ta, int tb, int i0, int pLo,
-                          int pHi, int qLo, int qHi) {
+// One tap (ta, tb) of a filter gradient, with the output rows and columns it reaches.
+typedef struct {
+  int ta, tb, pLo, pHi, qLo, qHi;
+} Tap;
+
+// Whether output row r (n ho + p) has the tap's row inside x, and if so (in *xr) where it reads x
+// for input channel i at output column qLo. (Not a null pointer for "outside": address 0 is
+// memory like any other in WebAssembly.)
+static int tap_row(const FilterGradient* g, const Tap* tap, int r, int i, const float** xr) {
+  int n = r / g->ho, p = r - n * g->ho;
+  if (p < tap->pLo || p >= tap->pHi) return 0;
+  *xr = g->x + ((long)(n * g->h + p * g->sh + tap->ta - g->top) * g->w + tap->qLo * g->sw + tap->tb - g->left) *
+                 g->ci + i;
+  return 1;
+}
+
+// dw[i, k] += the terms of output rows r0..r1-1 for output channels k = o..co-1, one at a time:
+// the channels left over by the blocks of 8.
+static void filter_columns(const FilterGradient* g, const Tap* tap, float* dw, int r0, int r1, int i, int o) {
+  long xStep = (long)g->sw * g->ci;
+  for (int k = o; k < g->co; k++) {
+    float s = dw[(long)i * g->co + k];
+    for (int r = r0; r < r1; r++) {
+      const float* xr;
+      if (!tap_row(g, tap, r, i, &xr)) continue;
+      const float* dr = g->dy + ((long)r * g->wo + tap->qLo) * g->co + k;
+      for (int q = tap->qLo; q < tap->qHi; q++, xr += xStep, dr += g->co) s += *xr * *dr;
+    }
+    dw[(long)i * g->co + k] = s;
+  }
+}
+
+// dw[i0..i0+3, o..o+7] += the sums over output rows r0..r1-1 of one tap and four input channels,
+// for every 8-column block of output channels: per output position, four broadcast values of x
+// times two vectors of dy, in registers.
+static void filter_block4(const FilterGradient* g, const Tap* tap, float* dw, int r0, int r1, int i0) {
   long xStep = (long)g->sw * g->ci;
   int o = 0;
   for (; o + 8 <= g->co; o += 8) {
@@ -215,73 +294,34 @@ static void filter_block4(const FilterGradient* g, float* dw, int r0, int r1, in
     float* d1 = d0 + g->co;
     float* d2 = d1 + g->co;
     float* d3 = d2 + g->co;
-    v128_t c00 = wasm_v128_load(d0), c01 = wasm_v128_load(d0 + 4), c10 = wasm_v128_load(d1),
-           c11 = wasm_v128_load(d1 + 4), c20 = wasm_v128_load(d2), c21 = wasm_v128_load(d2 + 4),
-           c30 = wasm_v128_load(d3), c31 = wasm_v128_load(d3 + 4);
+    BLOCK4X8_ZERO;
+    BLOCK4X8_LOAD(d0, d1, d2, d3);
     for (int r = r0; r < r1; r++) {
-      int n = r / g->ho, p = r - n * g->ho;
-      if (p < pLo || p >= pHi) continue;
-      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
-                                 g->ci + i0;
-      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + o;
-      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) {
+      const float* xr;
+      if (!tap_row(g, tap, r, i0, &xr)) continue;
+      const float* dr = g->dy + ((long)r * g->wo + tap->qLo) * g->co + o;
+      for (int q = tap->qLo; q < tap->qHi; q++, xr += xStep, dr += g->co) {
         v128_t b0 = wasm_v128_load(dr), b1 = wasm_v128_load(dr + 4);
-        v128_t x = wasm_f32x4_splat(xr[0]);
-        c00 = MADD(c00, x, b0);
-        c01 = MADD(c01, x, b1);
-        x = wasm_f32x4_splat(xr[1]);
-        c10 = MADD(c10, x, b0);
-        c11 = MADD(c11, x, b1);
-        x = wasm_f32x4_splat(xr[2]);
-        c20 = MADD(c20, x, b0);
-        c21 = MADD(c21, x, b1);
-        x = wasm_f32x4_splat(xr[3]);
-        c30 = MADD(c30, x, b0);
-        c31 = MADD(c31, x, b1);
+        BLOCK4X8_STEP(xr[0], xr[1], xr[2], xr[3], b0, b1);
       }
     }
-    wasm_v128_store(d0, c00);
-    wasm_v128_store(d0 + 4, c01);
-    wasm_v128_store(d1, c10);
-    wasm_v128_store(d1 + 4, c11);
-    wasm_v128_store(d2, c20);
-    wasm_v128_store(d2 + 4, c21);
-    wasm_v128_store(d3, c30);
-    wasm_v128_store(d3 + 4, c31);
+    BLOCK4X8_STORE(d0, d1, d2, d3);
   }
-  if (o < g->co) {
-    for (int i = i0; i < i0 + 4; i++) {
-      for (int k = o; k < g->co; k++) {
-        float s = dw[(long)i * g->co + k];
-        for (int r = r0; r < r1; r++) {
-          int n = r / g->ho, p = r - n * g->ho;
-          if (p < pLo || p >= pHi) continue;
-          const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
-                                     g->ci + i;
-          const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + k;
-          for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) s += *xr * *dr;
-        }
-        dw[(long)i * g->co + k] = s;
-      }
-    }
-  }
+  for (int i = i0; i < i0 + 4; i++) filter_columns(g, tap, dw, r0, r1, i, o);
 }
 
 // filter_block4 for one input channel i (the channels left over by the blocks of four).
-static void filter_row(const FilterGradient* g, float* dw, int r0, int r1, int ta, int tb, int i, int pLo, int pHi,
-                       int qLo, int qHi) {
+static void filter_row(const FilterGradient* g, const Tap* tap, float* dw, int r0, int r1, int i) {
   long xStep = (long)g->sw * g->ci;
   int o = 0;
   for (; o + 8 <= g->co; o += 8) {
     float* d = dw + (long)i * g->co + o;
     v128_t c0 = wasm_v128_load(d), c1 = wasm_v128_load(d + 4);
     for (int r = r0; r < r1; r++) {
-      int n = r / g->ho, p = r - n * g->ho;
-      if (p < pLo || p >= pHi) continue;
-      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
-                                 g->ci + i;
-      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + o;
-      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) {
+      const float* xr;
+      if (!tap_row(g, tap, r, i, &xr)) continue;
+      const float* dr = g->dy + ((long)r * g->wo + tap->qLo) * g->co + o;
+      for (int q = tap->qLo; q < tap->qHi; q++, xr += xStep, dr += g->co) {
         v128_t x = wasm_f32x4_splat(*xr);
         c0 = MADD(c0, x, wasm_v128_load(dr));
         c1 = MADD(c1, x, wasm_v128_load(dr + 4));
@@ -290,18 +330,7 @@ static void filter_row(const FilterGradient* g, float* dw, int r0, int r1, int t
     wasm_v128_store(d, c0);
     wasm_v128_store(d + 4, c1);
   }
-  for (int k = o; k < g->co; k++) {
-    float s = dw[(long)i * g->co + k];
-    for (int r = r0; r < r1; r++) {
-      int n = r / g->ho, p = r - n * g->ho;
-      if (p < pLo || p >= pHi) continue;
-      const float* xr = g->x + ((long)(n * g->h + p * g->sh + ta - g->top) * g->w + qLo * g->sw + tb - g->left) *
-                                 g->ci + i;
-      const float* dr = g->dy + ((long)r * g->wo + qLo) * g->co + k;
-      for (int q = qLo; q < qHi; q++, xr += xStep, dr += g->co) s += *xr * *dr;
-    }
-    dw[(long)i * g->co + k] = s;
-  }
+  filter_columns(g, tap, dw, r0, r1, i, o);
 }
 
 // A convolution's filter gradient, dw[ta, tb, i, o] = sum over images n and the tap's valid
@@ -325,17 +354,17 @@ void conv_filter_gradient(const float* x, const float* dy, float* dw, int n, int
   for (int r0 = 0; r0 < n * ho; r0 += chunk) {
     int r1 = r0 + chunk < n * ho ? r0 + chunk : n * ho;
     for (int item = first; item < last; item++) {
-      int tap = item / blocks, ta = tap / kw, tb = tap % kw;
+      int t = item / blocks;
       int i0 = (item % blocks) * 4, i1 = i0 + 4 < ci ? i0 + 4 : ci;
-      int pLo, pHi, qLo, qHi;
-      valid_outputs(ta, top, sh, h, ho, &pLo, &pHi);
-      valid_outputs(tb, left, sw, w, wo, &qLo, &qHi);
-      if (qLo >= qHi) continue;
-      float* d = dw + (long)tap * ci * co;
+      Tap tap = {t / kw, t % kw, 0, 0, 0, 0};
+      valid_outputs(tap.ta, top, sh, h, ho, &tap.pLo, &tap.pHi);
+      valid_outputs(tap.tb, left, sw, w, wo, &tap.qLo, &tap.qHi);
+      if (tap.qLo >= tap.qHi) continue;
+      float* d = dw + (long)t * ci * co;
       if (i1 - i0 == 4) {
-        filter_block4(&g, d, r0, r1, ta, tb, i0, pLo, pHi, qLo, qHi);
+        filter_block4(&g, &tap, d, r0, r1, i0);
       } else {
-        for (int i = i0; i < i1; i++) filter_row(&g, d, r0, r1, ta, tb, i, pLo, pHi, qLo, qHi);
+        for (int i = i0; i < i1; i++) filter_row(&g, &tap, d, r0, r1, i);
       }
     }
   }
@@ -368,42 +397,15 @@ static void conv_block(const Convolution* g, int r, int rows, int o, int a, int 
   float* y1 = rows > 1 ? y + g->co : y;
   float* y2 = rows > 2 ? y + 2L * g->co : y;
   float* y3 = rows > 3 ? y + 3L * g->co : y;
-  v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  if (a != 0 || b != 0) {
-    c00 = wasm_v128_load(y);
-    c01 = wasm_v128_load(y + 4);
-    c10 = wasm_v128_load(y1);
-    c11 = wasm_v128_load(y1 + 4);
-    c20 = wasm_v128_load(y2);
-    c21 = wasm_v128_load(y2 + 4);
-    c30 = wasm_v128_load(y3);
-    c31 = wasm_v128_load(y3 + 4);
-  }
+  BLOCK4X8_ZERO;
+  if (a != 0 || b != 0) BLOCK4X8_LOAD(y, y1, y2, y3);
   const float* ft = g->f + ((long)(a * g->kw + b) * g->ci) * g->co + o;
   for (int i = 0; i < g->ci; i++, ft += g->co) {
     v128_t b0 = wasm_v128_load(ft), b1 = wasm_v128_load(ft + 4);
-    v128_t v = wasm_f32x4_splat(a0[i]);
-    c00 = MADD(c00, v, b0);
-    c01 = MADD(c01, v, b1);
-    v = wasm_f32x4_splat(a1[i]);
-    c10 = MADD(c10, v, b0);
-    c11 = MADD(c11, v, b1);
-    v = wasm_f32x4_splat(a2[i]);
-    c20 = MADD(c20, v, b0);
-    c21 = MADD(c21, v, b1);
-    v = wasm_f32x4_splat(a3[i]);
-    c30 = MADD(c30, v, b0);
-    c31 = MADD(c31, v, b1);
+    BLOCK4X8_STEP(a0[i], a1[i], a2[i], a3[i], b0, b1);
   }
-  // Rows past `rows` alias row 0 and are stored first, so that row 0's store wins.
-  wasm_v128_store(y3, c30);
-  wasm_v128_store(y3 + 4, c31);
-  wasm_v128_store(y2, c20);
-  wasm_v128_store(y2 + 4, c21);
-  wasm_v128_store(y1, c10);
-  wasm_v128_store(y1 + 4, c11);
-  wasm_v128_store(y, c00);
-  wasm_v128_store(y + 4, c01);
+  // Rows past `rows` alias row 0, which the store writes last.
+  BLOCK4X8_STORE(y, y1, y2, y3);
 }
 
 // y[r, o] for one output position and channel (output channels past the last block of 8).
@@ -434,15 +436,15 @@ void conv_forward(const float* x, const float* f, float* y, int h, int w, int ci
   int end = last * 64 < positions ? last * 64 : positions;
   for (int r0 = first * 64; r0 < end; r0 += 64) {
     int r1 = r0 + 64 < end ? r0 + 64 : end;
-    int o = 0;
+    int blocked = co - co % 8;
     for (int a = 0; a < kh; a++) {
       for (int b = 0; b < kw; b++) {
-        for (o = 0; o + 8 <= co; o += 8) {
+        for (int o = 0; o < blocked; o += 8) {
           for (int r = r0; r < r1; r += 4) conv_block(&g, r, r1 - r < 4 ? r1 - r : 4, o, a, b);
         }
       }
     }
-    for (; o < co; o++) {
+    for (int o = blocked; o < co; o++) {
       for (int r = r0; r < r1; r++) conv_single(&g, r, o);
     }
   }
@@ -450,7 +452,9 @@ void conv_forward(const float* x, const float* f, float* y, int h, int w, int ci
 
 // c[i, j0..j0+7] for rows i0..i1-1 (see gemm): per t, four broadcast values of a times two
 // vectors of a row of b, 4 x 8 accumulators in registers.
-static inline __attribute__((always_inline)) void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void gemm_strip8(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
                         int ldb, int ldc) {
   int i = i0;
   for (; i + 4 <= i1; i += 4) {
@@ -458,33 +462,15 @@ static inline __attribute__((always_inline)) void gemm_strip8(const float* a, co
     const float* a1 = a0 + ars;
     const float* a2 = a1 + ars;
     const float* a3 = a2 + ars;
-    v128_t c00 = wasm_f32x4_splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+    BLOCK4X8_ZERO;
     const float* bt = b + j;
     for (int t = 0; t < k; t++, bt += ldb) {
-      v128_t b0 = wasm_v128_load(bt);
-      v128_t b1 = wasm_v128_load(bt + 4);
-      v128_t x = wasm_f32x4_splat(a0[(long)t * acs]);
-      c00 = MADD(c00, x, b0);
-      c01 = MADD(c01, x, b1);
-      x = wasm_f32x4_splat(a1[(long)t * acs]);
-      c10 = MADD(c10, x, b0);
-      c11 = MADD(c11, x, b1);
-      x = wasm_f32x4_splat(a2[(long)t * acs]);
-      c20 = MADD(c20, x, b0);
-      c21 = MADD(c21, x, b1);
-      x = wasm_f32x4_splat(a3[(long)t * acs]);
-      c30 = MADD(c30, x, b0);
-      c31 = MADD(c31, x, b1);
+      v128_t b0 = wasm_v128_load(bt), b1 = wasm_v128_load(bt + 4);
+      long at = (long)t * acs;
+      BLOCK4X8_STEP(a0[at], a1[at], a2[at], a3[at], b0, b1);
     }
     float* ci = c + (long)i * ldc + j;
-    wasm_v128_store(ci, c00);
-    wasm_v128_store(ci + 4, c01);
-    wasm_v128_store(ci + ldc, c10);
-    wasm_v128_store(ci + ldc + 4, c11);
-    wasm_v128_store(ci + 2L * ldc, c20);
-    wasm_v128_store(ci + 2L * ldc + 4, c21);
-    wasm_v128_store(ci + 3L * ldc, c30);
-    wasm_v128_store(ci + 3L * ldc + 4, c31);
+    BLOCK4X8_STORE(ci, ci + ldc, ci + 2L * ldc, ci + 3L * ldc);
   }
   for (; i < i1; i++) {
     const float* ai = a + (long)i * ars;
@@ -501,7 +487,7 @@ static inline __attribute__((always_inline)) void gemm_strip8(const float* a, co
 }
 
 // c[i, j0..j0+3] for rows i0..i1-1: the 4-column strip left over by the 8-column ones.
-static inline __attribute__((always_inline)) void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+INLINE void gemm_strip4(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
                         int ldb, int ldc) {
   for (int i = i0; i < i1; i++) {
     const float* ai = a + (long)i * ars;
@@ -517,7 +503,7 @@ static inline __attribute__((always_inline)) void gemm_strip4(const float* a, co
 // c[i..i+1, j..j+15] (rows < i1): per t, two broadcast values of a times four vectors of a row
 // of b, one whole cache line. For few-row products with wide b, whose rows lie far apart: the
 // 4 x 8 blocks would use half of every line they fetch.
-static inline __attribute__((always_inline)) void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
+INLINE void gemm_wide16(const float* a, const float* b, float* c, int i0, int i1, int j, int k, int ars, int acs,
                         int ldb, int ldc) {
   int i = i0;
   for (; i + 2 <= i1; i += 2) {
@@ -557,11 +543,12 @@ static inline __attribute__((always_inline)) void gemm_wide16(const float* a, co
 
 // c[i, j] = sum_t a[i, t] b[t, j] for an m x k by k x n product: a[i, t] at a + i ars + t acs
 // (ars = k, acs = 1 row-major; ars = 1, acs = m for a stored transposed, as [k, m]), b and c
-// row-major with leading dimensions ldb and ldc. No packing: per block of 64 rows of a (kept in cache), b is swept in
-// strips of 8 columns (k x 32 bytes, in L1 while the row blocks pass over it). The sums run over t
-// in order, as XNNPACK's do, and give its results when built without fused multiply-adds.
-static inline __attribute__((always_inline)) void gemm_blocks(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb,
-                                                            int ldc) {
+// row-major with leading dimensions ldb and ldc. No packing: per block of 64 rows of a (kept in
+// cache), b is swept in strips of 8 columns (k x 32 bytes, in L1 while the row blocks pass over
+// it). The sums run over t in order, as XNNPACK's do, and give its results when built without
+// fused multiply-adds. Inlined into gemm twice, so that a row-major a gets a constant stride.
+INLINE void gemm_blocks(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb,
+                        int ldc) {
   for (int i0 = 0; i0 < m; i0 += 64) {
     int i1 = i0 + 64 < m ? i0 + 64 : m;
     int j = 0;
