@@ -6,17 +6,13 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {relaxedSimdValidates} from '../src/engine/simd.js';
+import {decodeModule, relaxedSimdValidates} from '../src/engine/simd.js';
 import {PEAK_FMA_MODULE, PEAK_MODULE} from './peak_wasm.js';
-
-function decode(base64: string): Uint8Array<ArrayBuffer> {
-  return Uint8Array.from(atob(base64), ch => ch.charCodeAt(0));
-}
 
 /** GFLOP/s of one thread running `module`'s 12 multiply-add chains: the best of 5 runs after warm-up. */
 function throughput(module: string): number {
   const memory = new WebAssembly.Memory({initial: 16});
-  const {peak} = new WebAssembly.Instance(new WebAssembly.Module(decode(module)), {env: {memory}}).exports as
+  const {peak} = new WebAssembly.Instance(new WebAssembly.Module(decodeModule(module)), {env: {memory}}).exports as
     {peak(n: number, seed: number): number};
   const steps = 2e7;
   // Enough calls for V8 to tier the function up from its baseline compiler.

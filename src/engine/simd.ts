@@ -133,7 +133,7 @@ export function setFusedMultiplyAdd(on: boolean): void {
 
 /** Whether this engine accepts the relaxed SIMD module (Node 20 only behind a V8 flag; Chrome from 114). */
 export function relaxedSimdValidates(): boolean {
-  return WebAssembly.validate(decode(PLAIN_MEMORY_FMA_MODULE));
+  return WebAssembly.validate(decodeModule(PLAIN_MEMORY_FMA_MODULE));
 }
 
 /** By its tag rather than instanceof: the memory may come from another realm (or a wrapped constructor). */
@@ -146,7 +146,8 @@ function backendMemory(module: EmscriptenModule): WebAssembly.Memory | undefined
   return Object.values(module.asm ?? {}).find(isMemory);
 }
 
-function decode(base64: string): Uint8Array<ArrayBuffer> {
+/** A module's bytes from the base64 that the build embeds. */
+export function decodeModule(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), ch => ch.charCodeAt(0));
 }
 
@@ -163,7 +164,7 @@ export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined 
     const source = shared ? (fma ? SHARED_MEMORY_FMA_MODULE : SHARED_MEMORY_MODULE) :
                             (fma ? PLAIN_MEMORY_FMA_MODULE : PLAIN_MEMORY_MODULE);
     try {
-      const compiled = new WebAssembly.Module(decode(source));
+      const compiled = new WebAssembly.Module(decodeModule(source));
       const instance = new WebAssembly.Instance(compiled, {env: {memory}});
       kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, memory, module, fma);
     } catch {

@@ -563,9 +563,9 @@ function lastAxesSwapped(t: Info): number[] {
  * gradient) and batches run a scalar loop (~1 GFLOP/s). This kernel runs the
  * SIMD module's product (reading a transposed left operand in place, and
  * transposing a right one explicitly, a memory pass), or, without the module,
- * one XNNPACK product per batch entry on explicitly transposed operands. (A plain JS loop
- * for small entries was tried: it is slower even for 480 products of 8 x 8
- * matrices, 34 vs 28 ms.)
+ * one XNNPACK product per batch entry on explicitly transposed operands. (A
+ * plain JS loop for small entries was tried: it is slower even for 480
+ * products of 8 x 8 matrices, 34 vs 28 ms.)
  */
 function makeBatchMatMul(single: tf.KernelFunc, transpose: tf.KernelFunc): tf.KernelFunc {
   return (args => {
@@ -768,30 +768,31 @@ function withExplicitPadding(args: Parameters<tf.KernelFunc>[0], depthwise: bool
  */
 function makeConvolution(own: tf.KernelFunc, fused: boolean, depthwise = false): tf.KernelFunc {
   return (args => {
-    const {x, filter, bias, preluActivationWeights} = args.inputs as Record<string, Info | undefined>;
+    const {x, filter, bias, preluActivationWeights} =
+      args.inputs as {x: Info; filter: Info; bias?: Info; preluActivationWeights?: Info};
     const attrs = args.attrs as unknown as ConvAttrs;
     const simd = simdKernels(args.backend as tf.KernelBackend);
     const plain = !fused || (bias == null && preluActivationWeights == null && (attrs.activation ?? 'linear') === 'linear');
-    if (depthwise || simd === undefined || !plain || x!.shape[3] < 64 || x!.dtype !== 'float32' ||
-        filter!.dtype !== 'float32' || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' ||
+    if (depthwise || simd === undefined || !plain || x.shape[3] < 64 || x.dtype !== 'float32' ||
+        filter.dtype !== 'float32' || (attrs.dataFormat ?? 'NHWC') !== 'NHWC' ||
         !tf.backend_util.tupleValuesAreOne(attrs.dilations ?? 1)) {
       return own(withExplicitPadding(args, depthwise));
     }
     const wasm = args.backend as unknown as WasmBackend;
-    const [n, h, w, ci] = x!.shape;
-    const [kh, kw, , co] = filter!.shape;
+    const [n, h, w, ci] = x.shape;
+    const [kh, kw, , co] = filter.shape;
     const {strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo, padInfo: {top, bottom, left, right}} =
-      tf.backend_util.computeConv2DInfo(x!.shape as Shape4, filter!.shape as Shape4, attrs.strides, 1, attrs.pad,
+      tf.backend_util.computeConv2DInfo(x.shape as Shape4, filter.shape as Shape4, attrs.strides, 1, attrs.pad,
                                         attrs.dimRoundingMode);
     const padded = top + bottom + left + right > 0;
     const xp = padded
-      ? original('PadV2').kernelFunc({inputs: {x: x!}, backend: args.backend,
+      ? original('PadV2').kernelFunc({inputs: {x}, backend: args.backend,
                                       attrs: {paddings: [[0, 0], [top, bottom], [left, right], [0, 0]], constantValue: 0}}) as Info
-      : x!;
+      : x;
     const out = wasm.makeOutput([n, ho, wo, co], 'float32');
     const positions = n * ho * wo;
     simd.parallel('conv_forward',
-                  [heapOffset(wasm, xp), heapOffset(wasm, filter!), heapOffset(wasm, out), h + top + bottom,
+                  [heapOffset(wasm, xp), heapOffset(wasm, filter), heapOffset(wasm, out), h + top + bottom,
                    w + left + right, ci, ho, wo, co, kh, kw, sh, sw, positions],
                   Math.ceil(positions / 64), positions * co * kh * kw * ci);
     if (padded) wasm.disposeData(xp.dataId);
