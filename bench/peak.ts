@@ -40,14 +40,14 @@ export function simdPeak(): SimdPeak {
 }
 
 /**
- * Floating-point operations of a model's Conv2D layers in one training step,
+ * Floating-point operations of a model's PlainConv2D layers in one training step,
  * per image: the forward pass, the filter gradient and (past the first layer,
  * whose input needs none) the input gradient, 2 per multiply-add each.
  */
 export function convolutionFlopsPerImage(model: tfl.LayersModel): number {
   let flops = 0;
   for (const layer of model.layers) {
-    if (layer.getClassName() !== 'Conv2D') continue;
+    if (layer.getClassName() !== 'PlainConv2D') continue;
     const [kh, kw, ci, co] = layer.getWeights()[0].shape;
     const [, ho, wo] = layer.outputShape as number[];
     const macs = ho * wo * kh * kw * ci * co;

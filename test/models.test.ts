@@ -48,7 +48,7 @@ describe('models and the training step (wasm)', () => {
     assert.ok(Number.isFinite(loss));
     step.dispose();
     const r34 = resnet({depth: 34, norm: 'bn', seed: 2});
-    assert.equal(r34.layers.filter(l => l.getClassName() === 'Conv2D').length, 36, 'stem + 32 block convs + 3 shortcuts');
+    assert.equal(r34.layers.filter(l => l.getClassName() === 'PlainConv2D').length, 36, 'stem + 32 block convs + 3 shortcuts');
     assert.throws(() => resnet({depth: 50 as 18, norm: 'bn'}), /depth must be 18 or 34/);
     assert.throws(() => smallCnn({norm: 'layernorm' as NormKind}), /unknown norm 'layernorm'/);
   });

@@ -9,7 +9,7 @@
  * arithmetic against float64 references.
  */
 import assert from 'node:assert/strict';
-import {readFileSync} from 'node:fs';
+import {readFileSync, writeFileSync} from 'node:fs';
 import {mkdtemp, rm} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -21,9 +21,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {symmetricEigenvalues} from '../src/analysis/singular_values.js';
 import {ConvNormArgumentError} from '../src/convnorm/geometry.js';
 import {fileSystem} from '../src/io/file_system.js';
+import {NormalizedConv2D} from '../src/layers/normalized_conv.js';
 import {OniConv2D, oniKernel, oniUsesColumns} from '../src/layers/oni.js';
+import {PlainConv2D} from '../src/layers/plain_conv.js';
 import {SpectralNormConv2D} from '../src/layers/spectral_norm.js';
-import {NormKind, NORMS} from '../src/models/blocks.js';
+import {convUnit, NormKind, NORMS, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
 import {deconvOrthDist, ocnnKernels, ocnnLoss, ocnnPenalty, orthDist} from '../src/training/ocnn.js';
@@ -217,11 +219,75 @@ function assertConstantTensorCount(layer: tfl.layers.Layer): void {
   assert.equal(tf.memory().numTensors, count, 'an inference call leaked');
 }
 
+describe('the baselines\' sampling grid (cpu): PyTorch\'s symmetric padding', () => {
+  before(() => useTestBackend('cpu'));
+
+  for (const norm of ['bn', 'none', 'sn', 'oni'] as NormKind[]) {
+    it(`${norm}: a stride-2 unit equals its kernel on the explicitly padded input`, () => {
+      // 8 x 8 at stride 2: tfjs's 'same' would pad 0 rows above and 1 below.
+      const input = tfl.input({shape: [8, 8, 3]});
+      const unit = tfl.model({inputs: input, outputs: convUnit(input, {filters: 5, kernelSize: 3, strides: 2, norm,
+                                                                      seeds: new SeedSequence(4)})});
+      const conv = unit.layers[1] as NormalizedConv2D;
+      const x = randomTensor([2, 8, 8, 3], 41);
+      const kernel = conv.effectiveKernel();
+      const expected = tf.conv2d(tf.pad(x as tf.Tensor4D, [[0, 0], [1, 1], [1, 1], [0, 0]]), kernel, 2, 'valid');
+      assert.ok(relativeError(conv.apply(x) as tf.Tensor, expected) < 1e-6, 'conv output is not on the symmetric grid');
+      // The unit (with BatchNorm's running statistics in inference) is the same map followed by BN's scale.
+      const bnScale = norm === 'none' ? 1 : 1 / Math.sqrt(1 + 1e-5);
+      assert.ok(relativeError(unit.predict(x) as tf.Tensor, tf.mul(expected, bnScale)) < 1e-6);
+      tf.dispose([x, kernel, expected]);
+      unit.dispose();
+    });
+  }
+
+  it('a 3x3 stride-2 conv and a 1x1 stride-2 shortcut sample the same pixels', () => {
+    const x = randomTensor([1, 8, 8, 3], 42);
+    const pointwise = randomTensor([1, 1, 3, 4], 43) as tf.Tensor4D;
+    // The 3x3 kernel with the 1x1 one at its centre tap and zeros elsewhere.
+    const centred = tf.pad(pointwise, [[1, 1], [1, 1], [0, 0], [0, 0]]);
+    const make = (kernelSize: number, kernel: tf.Tensor) => {
+      const layer = new PlainConv2D({filters: 4, kernelSize, strides: 2, padding: (kernelSize - 1) / 2, useBias: false});
+      layer.apply(tfl.input({shape: [8, 8, 3]}));
+      layer.setWeights([kernel]);
+      return layer.apply(x) as tf.Tensor;
+    };
+    assert.deepEqual(make(3, centred).dataSync(), make(1, pointwise).dataSync());
+  });
+
+  it('a model saved with tfjs \'same\' padding at stride 2 is refused on loading; at stride 1 it means the same', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'convnorm-grid-'));
+    try {
+      const save = async (strides: number) => {
+        const input = tfl.input({shape: [8, 8, 3]});
+        const model = tfl.model({inputs: input, outputs: new SpectralNormConv2D(
+          {filters: 4, kernelSize: 3, strides, padding: 1, seed: 1}).apply(input) as tfl.SymbolicTensor});
+        await model.save(fileSystem(join(dir, String(strides))));
+        model.dispose();
+        // Rewritten as these layers stored their padding before it was symmetric.
+        const path = join(dir, String(strides), 'model.json');
+        const json = JSON.parse(readFileSync(path, 'utf8'));
+        const config = json.modelTopology.config.layers[1].config;
+        assert.deepEqual(config.padding, [1, 1]);
+        config.padding = 'same';
+        writeFileSync(path, JSON.stringify(json));
+        return tfl.loadLayersModel(fileSystem(join(dir, String(strides))));
+      };
+      await assert.rejects(save(2), /saved with tfjs 'same' padding at stride \[2,2\].*retrain the model/);
+      const loaded = await save(1);
+      assert.deepEqual((loaded.layers[1] as SpectralNormConv2D).padding, [1, 1]);
+      loaded.dispose();
+    } finally {
+      await rm(dir, {recursive: true, force: true});
+    }
+  });
+});
+
 describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
   before(() => useTestBackend('cpu'));
 
   it('one training call is one power iteration of PyTorch: u, v, sigma and the output (float64 JS)', () => {
-    const layer = new SpectralNormConv2D({filters: 5, kernelSize: 3, seed: 11});
+    const layer = new SpectralNormConv2D({filters: 5, kernelSize: 3, padding: 'same', seed: 11});
     const x = randomTensor([2, 6, 6, 4], 12);
     layer.apply(x);  // builds (inference: no update)
     const kernel = randomTensor([3, 3, 4, 5], 13, 0.3);
@@ -248,7 +314,7 @@ describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
   });
 
   it('sigma converges to the largest singular value of the reshaped kernel (Jacobi SVD, float64)', () => {
-    const layer = new SpectralNormConv2D({filters: 6, kernelSize: 3, useBias: false, seed: 21});
+    const layer = new SpectralNormConv2D({filters: 6, kernelSize: 3, padding: 'same', useBias: false, seed: 21});
     const x = randomTensor([1, 3, 3, 3], 22);
     layer.apply(x);
     const kernel = randomTensor([3, 3, 3, 6], 23, 0.5);
@@ -313,7 +379,7 @@ describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
     for (const name of ['kernel', 'bias', 'weight_u', 'weight_v']) {
       assert.deepEqual(weightOf(b, name).dataSync(), weightOf(a, name).dataSync(), `seeded ${name}`);
     }
-    const other = new SpectralNormConv2D({filters: 4, kernelSize: [3, 1], seed: 6});
+    const other = new SpectralNormConv2D({filters: 4, kernelSize: [3, 1], padding: 'same', seed: 6});
     other.apply(tfl.input({shape: [8, 8, 3]}));
     assert.notDeepEqual(weightOf(other, 'kernel').dataSync(), weightOf(a, 'kernel').dataSync(), 'another seed');
     assert.notDeepEqual(weightOf(other, 'weight_u').dataSync(), weightOf(a, 'weight_u').dataSync(), 'another seed');
@@ -324,12 +390,14 @@ describe('SpectralNormConv2D (cpu): PyTorch spectral_norm', () => {
     bad({powerIterations: 1.5}, /powerIterations must be a positive integer/);
     bad({epsilon: 0}, /epsilon must be a finite number > 0/);
     bad({filters: 0}, /filters must be a positive integer/);
-    bad({padding: 'causal'}, /padding must be 'same' or 'valid'/);
+    bad({padding: 'causal'}, /padding must be an integer, \[h, w\], 'same' or 'valid'/);
+    bad({padding: -1}, /padding must be non-negative integers/);
+    bad({kernelSize: 2, padding: 'same'}, /padding 'same' needs odd kernel sizes/);
     bad({kernelSize: [3, 0]}, /kernelSize\[1\] must be a positive integer/);
   });
 
   it('keeps the tensor count constant over training steps', () => {
-    assertConstantTensorCount(new SpectralNormConv2D({filters: 4, kernelSize: 3, seed: 3}));
+    assertConstantTensorCount(new SpectralNormConv2D({filters: 4, kernelSize: 3, padding: 'same', seed: 3}));
   });
 });
 
@@ -342,8 +410,8 @@ describe('OniConv2D (cpu): the authors\' ONI_Conv2d', () => {
     const label = `${c.filters}x${c.inChannels}x${c.kernelSize}x${c.kernelSize}, T=${c.iterations}, ` +
       `groups ${c.normGroups}${c.rowFix ? ', rowFix' : ''} (${c.columns ? 'columns' : 'rows'})`;
     it(`matches the float64 PyTorch port: ${label}`, () => {
-      const layer = new OniConv2D({filters: c.filters, kernelSize: c.kernelSize, iterations: c.iterations,
-                                   normGroups: c.normGroups, rowFix: c.rowFix, learnableScale: true, seed: 1});
+      const layer = new OniConv2D({filters: c.filters, kernelSize: c.kernelSize, padding: 'same',
+                                   iterations: c.iterations, normGroups: c.normGroups, rowFix: c.rowFix, learnableScale: true, seed: 1});
       const x = decode(c.x);
       layer.apply(x);
       layer.setWeights([decode(c.kernel), decode(c.bias), decode(c.scale)]);
@@ -363,7 +431,7 @@ describe('OniConv2D (cpu): the authors\' ONI_Conv2d', () => {
   it('W W^T -> scale^2 I for large T when C_out <= fan-in, per norm group (T = 40: stable)', () => {
     for (const groups of [1, 2]) {
       // T = 40: the authors' uncoupled iteration is NaN by then in float32; the coupled form used here is not.
-      const layer = new OniConv2D({filters: 8, kernelSize: 3, iterations: 40, normGroups: groups, scale: 1.414});
+      const layer = new OniConv2D({filters: 8, kernelSize: 3, padding: 'same', iterations: 40, normGroups: groups, scale: 1.414});
       layer.apply(tfl.input({shape: [6, 6, 4]}));
       // Large raw weights, so that eps = 1e-5 on S's diagonal is negligible.
       layer.setWeights([randomTensor([3, 3, 4, 8], 40 + groups), randomTensor([8], 39, 0.1)]);
@@ -386,7 +454,7 @@ describe('OniConv2D (cpu): the authors\' ONI_Conv2d', () => {
   });
 
   it('registers, round-trips its config, seeds its weights and refuses bad arguments', () => {
-    const a = new OniConv2D({filters: 6, kernelSize: 3, strides: 2, normGroups: 3, iterations: 4,
+    const a = new OniConv2D({filters: 6, kernelSize: 3, padding: 'same', strides: 2, normGroups: 3, iterations: 4,
                              learnableScale: true, scale: 2, rowFix: true, useBias: false, seed: 9});
     a.apply(tfl.input({shape: [8, 8, 2]}));
     assert.deepEqual(a.weights.map(w => w.originalName.split('/').pop()), ['kernel', 'scale']);
@@ -412,7 +480,7 @@ describe('OniConv2D (cpu): the authors\' ONI_Conv2d', () => {
   });
 
   it('keeps the tensor count constant over training steps', () => {
-    assertConstantTensorCount(new OniConv2D({filters: 4, kernelSize: 3, learnableScale: true, seed: 3}));
+    assertConstantTensorCount(new OniConv2D({filters: 4, kernelSize: 3, padding: 'same', learnableScale: true, seed: 3}));
   });
 });
 
@@ -486,8 +554,8 @@ describe('OCNN penalty (cpu): the authors\' orth_dist / deconv_orth_dist', () =>
     assert.deepEqual(strides3x3, [[1, 1], [1, 1], [2, 2], [1, 1], [2, 2], [1, 1], [2, 2], [1, 1]]);
     const snModel = resnet({depth: 18, norm: 'sn', inputShape: [8, 8, 3], seed: 3});
     assert.equal(ocnnKernels(snModel).length, 0, 'SN convs are not plain convs');
-    assert.throws(() => ocnnPenalty(snModel, {lambda: 1}), /has no plain Conv2D layers/);
-    assert.throws(() => ocnnLoss({lambda: 1})(snModel), /has no plain Conv2D layers/);
+    assert.throws(() => ocnnPenalty(snModel, {lambda: 1}), /has no plain convolutions/);
+    assert.throws(() => ocnnLoss({lambda: 1})(snModel), /has no plain convolutions/);
     assert.throws(() => ocnnKernels(snModel, 'some' as never), /selection must be 'all' or 'reference'/);
     snModel.dispose();
     // The hook form: a penalty whose gradient reaches exactly the conv kernels.
@@ -532,7 +600,7 @@ describe('gradients on wasm match cpu (1e-4)', () => {
 
   const cases: [string, () => Float32Array[]][] = [
     ['SN, 3x3 stride 2, training call', () => {
-      const layer = new SpectralNormConv2D({filters: 6, kernelSize: 3, strides: 2, seed: 90});
+      const layer = new SpectralNormConv2D({filters: 6, kernelSize: 3, padding: 'same', strides: 2, seed: 90});
       const x = randomTensor([2, 7, 7, 5], 91);
       layer.apply(x);
       const g = layerGrads(layer, x, randomTensor([2, 4, 4, 6], 92), ['kernel', 'bias']);
@@ -540,14 +608,14 @@ describe('gradients on wasm match cpu (1e-4)', () => {
         Float32Array);
     }],
     ['ONI rows, 2 groups, learned scale', () => {
-      const layer = new OniConv2D({filters: 8, kernelSize: 3, normGroups: 2, learnableScale: true, seed: 93});
+      const layer = new OniConv2D({filters: 8, kernelSize: 3, padding: 'same', normGroups: 2, learnableScale: true, seed: 93});
       const x = randomTensor([2, 6, 6, 4], 94);
       layer.apply(x);
       const g = layerGrads(layer, x, randomTensor([2, 6, 6, 8], 95), ['kernel', 'scale', 'bias']);
       return [g.kernel, g.scale, g.bias, g.x].map(t => t.dataSync() as Float32Array);
     }],
     ['ONI columns (1x1, C_out > C_in)', () => {
-      const layer = new OniConv2D({filters: 12, kernelSize: 1, strides: 2, seed: 96});
+      const layer = new OniConv2D({filters: 12, kernelSize: 1, padding: 'same', strides: 2, seed: 96});
       const x = randomTensor([2, 6, 6, 5], 97);
       layer.apply(x);
       const g = layerGrads(layer, x, randomTensor([2, 3, 3, 12], 98), ['kernel', 'bias']);

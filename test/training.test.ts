@@ -353,4 +353,34 @@ describe('training (cpu)', () => {
     assert.deepEqual(replaced.result.history.map((r: EpochRecord) => r.epoch), [1]);
     assert.equal((await metricsWithoutTiming(join(root, 'd3'))).length, 1);
   });
+
+  it('refuses a format-1 checkpoint of a baseline (trained on tfjs\'s \'same\' grid), not one of ConvNorm', async () => {
+    // Format 1 as it was: version 1 and tfjs's Conv2D class in the weight names.
+    const asFormat1 = async (dir: string, rename: boolean) => {
+      const path = join(dir, 'checkpoint', 'state.json');
+      const state = JSON.parse(await readFile(path, 'utf8'));
+      state.version = 1;
+      if (rename) {
+        for (const list of [state.config.model.weights, state.optimizer.buffers]) {
+          for (const w of list) w.name = w.name.replace(/^PlainConv2D\//, 'Conv2D/');
+        }
+      }
+      await writeFile(path, JSON.stringify(state));
+    };
+    const bnDir = join(root, 'd1');
+    await asFormat1(bnDir, true);
+    const grid = /format 1\) was trained when the bn, sn, oni and none convolutions used tfjs's 'same' padding \(its Conv2D\/kernel\)/;
+    await rejectsWith(loadCheckpoint(tinyModel('bn', 7), bnDir), 'OLD_GRID', grid);
+    await rejectsWith(train({...tinyRunOptions('bn', bnDir, 3), resume: true}), 'OLD_GRID', grid);
+    // ConvNorm2D always padded symmetrically: its format-1 checkpoints load.
+    const format2 = tinyModel('convnorm', 7);
+    await loadCheckpoint(format2, dirA);
+    await asFormat1(dirA, false);
+    const format1 = tinyModel('convnorm', 7);
+    assert.equal((await loadCheckpoint(format1, dirA)).state.version, 1);
+    const expected = weightBytes(format2);
+    weightBytes(format1).forEach((w, i) => assert.ok(w.equals(expected[i]), `weight ${i} differs`));
+    format1.dispose();
+    format2.dispose();
+  });
 });

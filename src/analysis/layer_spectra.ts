@@ -11,7 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {ConvNorm2D} from '../convnorm/layer.js';
 import {BatchNorm2D, BN_EPSILON} from '../layers/batch_norm.js';
-import {NormalizedConv2D} from '../layers/spectral_norm.js';
+import {NormalizedConv2D} from '../layers/normalized_conv.js';
 import {convSpectralNorm, KernelValues, RowScale, spectrumRowScale} from './singular_values.js';
 
 export interface LayerSpectralNorm {

@@ -36,14 +36,13 @@ export function pair(value: number | readonly number[] | undefined, what: string
 }
 
 /**
- * Per-side padding [ph, pw]. 'same' is (k-1)/2 on every side, as PyTorch's
- * padding='same' and the reference (with strides > 1 its sampling grid is
- * PyTorch's, not tfjs's asymmetric 'same'). The crop the reference does after
- * its full convolution removes k-1-p samples per side, so p > k-1 cannot be
- * expressed and is refused.
+ * Per-side padding [ph, pw], the same on both sides of an axis as PyTorch's
+ * integer padding: an integer, [h, w], 'valid' (0) or 'same' ((k-1)/2 for odd
+ * kernels, PyTorch's padding='same'). At strides > 1 this is PyTorch's
+ * sampling grid, not tfjs's 'same', which pads the end of an axis more than
+ * its start.
  */
-export function resolvePadding(padding: PaddingArg | undefined,
-                               kernelSize: [number, number]): [number, number] {
+export function symmetricPadding(padding: PaddingArg | undefined, kernelSize: [number, number]): [number, number] {
   const p = padding ?? 0;
   let pads: [number, number];
   if (p === 'valid') {
@@ -63,10 +62,21 @@ export function resolvePadding(padding: PaddingArg | undefined,
   } else {
     fail(`padding must be an integer, [h, w], 'same' or 'valid', got ${JSON.stringify(p)}`);
   }
+  if (!pads.every(v => Number.isInteger(v) && v >= 0)) {
+    fail(`padding must be non-negative integers, got ${JSON.stringify(p)}`);
+  }
+  return pads;
+}
+
+/**
+ * ConvNorm's per-side padding: symmetricPadding, at most k - 1. The crop the
+ * reference does after its full convolution removes k-1-p samples per side,
+ * so p > k-1 cannot be expressed and is refused.
+ */
+export function resolvePadding(padding: PaddingArg | undefined,
+                               kernelSize: [number, number]): [number, number] {
+  const pads = symmetricPadding(padding, kernelSize);
   pads.forEach((v, axis) => {
-    if (!Number.isInteger(v) || v < 0) {
-      fail(`padding must be non-negative integers, got ${JSON.stringify(p)}`);
-    }
     if (v > kernelSize[axis] - 1) {
       fail(`padding ${v} is greater than kernel size - 1 (${kernelSize[axis] - 1}) along ` +
            `${axis === 0 ? 'height' : 'width'}: the reference ConvNorm crops k-1-p samples ` +

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {fail} from '../convnorm/geometry.js';
-import {kernelToMatrix, matrixToKernel, NormalizedConv2D, NormalizedConv2DArgs} from './spectral_norm.js';
+import {kernelToMatrix, matrixToKernel, NormalizedConv2D, NormalizedConv2DArgs} from './normalized_conv.js';
 
 /** The authors' eps added to the diagonal of S. */
 export const ONI_EPSILON = 1e-5;

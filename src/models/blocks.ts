@@ -9,6 +9,7 @@ import {fail} from '../convnorm/geometry.js';
 import {BatchNorm2D} from '../layers/batch_norm.js';
 import {torchDefaultInit} from '../layers/initializers.js';
 import {OniConv2D} from '../layers/oni.js';
+import {PlainConv2D} from '../layers/plain_conv.js';
 import {SpectralNormConv2D} from '../layers/spectral_norm.js';
 
 /**
@@ -54,31 +55,28 @@ export interface ConvUnitArgs {
   seeds: SeedSequence;
 }
 
-/** conv(k x k, stride, padding (k-1)/2) followed by the chosen normalization. */
+/**
+ * conv(k x k, stride, padding (k-1)/2 on every side, PyTorch's grid) followed
+ * by the chosen normalization.
+ */
 export function convUnit(x: tfl.SymbolicTensor, args: ConvUnitArgs): tfl.SymbolicTensor {
   const {filters, kernelSize, norm, seeds} = args;
   const strides = args.strides ?? 1;
+  const padding = (kernelSize - 1) / 2;
   if (norm === 'convnorm' || norm === 'convnorm-nobn') {
-    return convNorm2d({filters, kernelSize, strides, padding: (kernelSize - 1) / 2,
-                       batchNorm: norm === 'convnorm', seed: seeds.take()}).apply(x) as tfl.SymbolicTensor;
+    return convNorm2d({filters, kernelSize, strides, padding, batchNorm: norm === 'convnorm',
+                       seed: seeds.take()}).apply(x) as tfl.SymbolicTensor;
   }
-  if (norm === 'sn' || norm === 'oni') {
-    const common = {filters, kernelSize, strides, padding: 'same' as const, seed: seeds.take()};
-    const conv = norm === 'sn'
-      // The reference's sn_conv2d wrapper defaults to bias=False and its models never pass one.
-      ? new SpectralNormConv2D({...common, useBias: false})
+  const common = {filters, kernelSize, strides, padding, seed: seeds.take()};
+  const conv = norm === 'sn'
+    // The reference's sn_conv2d wrapper defaults to bias=False and its models never pass one.
+    ? new SpectralNormConv2D({...common, useBias: false})
+    : norm === 'oni'
       // The reference's ONI_Conv2d defaults: T = 3, one norm group, learned scale from 1.414.
-      : new OniConv2D({...common, useBias: args.useBias ?? false, iterations: 3, normGroups: 1,
-                       learnableScale: true});
-    return new BatchNorm2D().apply(conv.apply(x)) as tfl.SymbolicTensor;
-  }
-  const bound = 1 / Math.sqrt(x.shape[3]! * kernelSize * kernelSize);
-  const conv = tfl.layers.conv2d({
-    filters, kernelSize, strides, padding: 'same', useBias: args.useBias ?? false,
-    kernelInitializer: torchDefaultInit(seeds.take()),
-    biasInitializer: tfl.initializers.randomUniform({minval: -bound, maxval: bound, seed: seeds.take()}),
-  }).apply(x) as tfl.SymbolicTensor;
-  return norm === 'bn' ? new BatchNorm2D().apply(conv) as tfl.SymbolicTensor : conv;
+      ? new OniConv2D({...common, useBias: args.useBias ?? false, iterations: 3, normGroups: 1, learnableScale: true})
+      : new PlainConv2D({...common, useBias: args.useBias ?? false});
+  const y = conv.apply(x) as tfl.SymbolicTensor;
+  return norm === 'none' ? y : new BatchNorm2D().apply(y) as tfl.SymbolicTensor;
 }
 
 export function relu(x: tfl.SymbolicTensor): tfl.SymbolicTensor {

@@ -40,11 +40,18 @@ const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 const OPTIMIZER_BIN = 'optimizer.bin';
 const FORMAT = 'convnorm-checkpoint';
-const VERSION = 1;
+/**
+ * 2: the baselines' convolutions (bn, sn, oni, none) pad symmetrically, on
+ * PyTorch's grid; format 1 checkpoints of them were trained with tfjs's
+ * 'same' padding (see checkReadable).
+ */
+const VERSION = 2;
+/** Layer classes whose format-1 weights were trained on tfjs's asymmetric 'same' grid. */
+const OLD_GRID_CLASSES = ['Conv2D', 'SpectralNormConv2D', 'OniConv2D'];
 
 export type TrainErrorCode =
   | 'BAD_OPTIONS' | 'RUN_EXISTS' | 'NO_CHECKPOINT' | 'BAD_CHECKPOINT' | 'ARCHITECTURE_MISMATCH' | 'CONFIG_MISMATCH'
-  | 'DIVERGED';
+  | 'DIVERGED' | 'OLD_GRID';
 
 /** Errors of run set-up and checkpoints; `code` says which, for command-line tools. */
 export class TrainError extends Error {
@@ -188,6 +195,26 @@ const CONFIG_LABELS: Record<string, string> = {
   momentum: 'momentum', weightDecay: 'weight decay', seed: 'seed', augmentation: 'augmentation',
   normalization: 'normalization', extraLoss: 'extra loss', settings: 'settings',
 };
+
+/**
+ * Throws OLD_GRID for a checkpoint whose weights this version would misread:
+ * format 1 trained the baselines' convolutions with tfjs's 'same' padding,
+ * which at stride 2 pads one pixel at the end of an axis and none at its
+ * start, so those weights were learned on a grid one pixel off the one their
+ * layers sample now. ConvNorm2D's padding has always been symmetric, so a
+ * format-1 checkpoint of a ConvNorm network still loads.
+ */
+export function checkReadable(state: Pick<CheckpointState, 'version' | 'config'>, where: string): void {
+  if (state.version >= 2) return;
+  const old = state.config.model.weights.find(w => OLD_GRID_CLASSES.includes(w.name.split('/')[0]));
+  if (old !== undefined) {
+    throw new TrainError('OLD_GRID',
+      `the checkpoint in ${where} (format ${state.version}) was trained when the bn, sn, oni and none ` +
+      `convolutions used tfjs's 'same' padding (its ${old.name}), which at stride 2 samples one pixel off ` +
+      "PyTorch's symmetric grid that they use now; its weights would be read into different convolutions. " +
+      'Train the run again (overwrite it)');
+  }
+}
 
 /**
  * Throws when `current` would not continue the run `saved` describes: another
@@ -373,6 +400,7 @@ export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
   const found = await locate(runDir);
   if (found === null) throw new TrainError('NO_CHECKPOINT', `there is no complete checkpoint in ${runDir}`);
   const {dir, state} = found;
+  checkReadable(state, runDir);
   checkArchitecture(state.config.model, {name: model.name, spec: options.modelSpec ?? null, weights: describeWeights(model)}, runDir);
   const weights = decode(await readFile(join(dir, WEIGHTS_BIN)), state.config.model.weights, join(dir, WEIGHTS_BIN));
   try {

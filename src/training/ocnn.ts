@@ -20,6 +20,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {fail} from '../convnorm/geometry.js';
+import {PlainConv2D} from '../layers/plain_conv.js';
 
 /**
  * sqrt(s) whose gradient at s = 0 is 0 rather than NaN (PyTorch's norm does
@@ -124,7 +125,7 @@ export interface OcnnKernel {
 
 /**
  * Which plain convolutions of a model the penalty covers:
- * - 'all': every Conv2D layer.
+ * - 'all': every plain convolution.
  * - 'reference': the ones the OCNN and ConvNorm code regularize in ResNet-18:
  *   the 1x1 projection shortcuts and the first conv of every residual block,
  *   found by structure (a conv whose input also feeds another layer is a
@@ -133,7 +134,12 @@ export interface OcnnKernel {
  */
 export type OcnnSelection = 'all' | 'reference';
 
-/** The plain Conv2D kernels of a model (layers of class Conv2D; SN, ONI and ConvNorm layers are not plain). */
+/** A convolution whose kernel is used as it is: this package's PlainConv2D, or tfjs's own Conv2D. */
+function isPlainConv(layer: tfl.layers.Layer): boolean {
+  return layer instanceof PlainConv2D || layer.getClassName() === 'Conv2D';
+}
+
+/** The plain convolution kernels of a model (PlainConv2D or tfjs Conv2D; SN, ONI and ConvNorm layers are not plain). */
 export function ocnnKernels(model: tfl.LayersModel, selection: OcnnSelection = 'all'): OcnnKernel[] {
   if (selection !== 'all' && selection !== 'reference') {
     fail(`OCNN selection must be 'all' or 'reference', got ${JSON.stringify(selection)}`);
@@ -149,9 +155,9 @@ export function ocnnKernels(model: tfl.LayersModel, selection: OcnnSelection = '
   }
   const kernels: OcnnKernel[] = [];
   for (const layer of model.layers) {
-    if (layer.getClassName() !== 'Conv2D') continue;
+    if (!isPlainConv(layer)) continue;
     const kernel = layer.weights.find(w => w.originalName.split('/').pop() === 'kernel');
-    if (kernel === undefined) fail(`Conv2D layer ${layer.name} has no kernel weight`);
+    if (kernel === undefined) fail(`convolution ${layer.name} has no kernel weight`);
     const [kh, kw] = kernel.shape;
     if (selection === 'reference') {
       const pointwise = kh === 1 && kw === 1;
@@ -184,7 +190,7 @@ export function ocnnPenalty(source: tfl.LayersModel | readonly OcnnKernel[], opt
   let kernels = source as readonly OcnnKernel[];
   if (source instanceof tfl.LayersModel) {
     kernels = ocnnKernels(source, options.selection);
-    if (kernels.length === 0) fail(`OCNN: model ${source.name} has no plain Conv2D layers to regularize`);
+    if (kernels.length === 0) fail(`OCNN: model ${source.name} has no plain convolutions to regularize`);
   }
   return tf.tidy(() => {
     let total: tf.Scalar = tf.scalar(0);
@@ -208,7 +214,7 @@ export function ocnnLoss(options: OcnnOptions): (model: tfl.LayersModel) => tf.S
     let kernels = cache.get(model);
     if (kernels === undefined) {
       kernels = ocnnKernels(model, options.selection);
-      if (kernels.length === 0) fail(`OCNN: model ${model.name} has no plain Conv2D layers to regularize`);
+      if (kernels.length === 0) fail(`OCNN: model ${model.name} has no plain convolutions to regularize`);
       cache.set(model, kernels);
     }
     return ocnnPenalty(kernels, options);

@@ -15,7 +15,7 @@ import {Augmentation, makeBatch, Normalization} from '../data/batches.js';
 import {datasetSize, ImageDataset} from '../data/dataset.js';
 import {Rng} from '../data/random.js';
 import {
-  CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR, checkpointDir, checkSameRun, describeDataset,
+  CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR, checkpointDir, checkReadable, checkSameRun, describeDataset,
   describeWeights, loadCheckpoint, recoverCheckpoint, RunConfig, saveCheckpoint, TrainError,
 } from './checkpoint.js';
 import {writeAtomic} from '../io/file_system.js';
@@ -218,6 +218,7 @@ async function prepareRunDir(o: TrainOptions, config: RunConfig): Promise<number
       throw new TrainError('NO_CHECKPOINT', `nothing to resume in ${dir}: it has no complete checkpoint ` +
         '(the run stopped before its first epoch ended); start it again with overwrite');
     }
+    checkReadable(state, dir);
     checkSameRun(state.config, config, dir);
     return state.epoch;
   }
