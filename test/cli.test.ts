@@ -29,7 +29,7 @@ describe('the built command (dist/, as npx runs it)', () => {
     // tsx resolves imports plain Node does not (extension-less ESM deep imports): run what users run.
     const result = spawnSync(process.execPath, ['dist/cli/main.js', '--help'], {encoding: 'utf8'});
     assert.equal(result.status, 0, result.stderr);
-    for (const command of ['demo', 'isometry', 'train', 'eval']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
   });
 });
 
@@ -155,6 +155,63 @@ describe('convnorm train / eval', () => {
     }
     assert.match(stdout, /norm +epochs +test top-1 +test top-5 +train time +run\n/);
     assert.match(stdout, /\nconvnorm +1 +\d+\.\d+ %/);
+  });
+});
+
+describe('convnorm attack', () => {
+  const runDir = join(root, 'attacked');
+  const stored = () => JSON.parse(readFileSync(join(runDir, 'attacks.json'), 'utf8'));
+
+  it('prints clean and robust top-1, stores results keyed by their settings, writes --json', () => {
+    const trained = cli('train', ...tiny, '--norm', 'bn', '--epochs', '1', '--run-dir', runDir);
+    assert.equal(trained.status, 0, trained.stderr);
+    const out = join(root, 'attack.json');
+    const first = cli('attack', runDir, '--attack', 'fgsm,pgd', '--eps', '0,8', '--limit', '40', '--json', out);
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stdout, /attack +eps +step +steps +restarts +top-1\n/);
+    assert.match(first.stdout, /\nPGD +8\/255 +2\/255 +10 +1 +\d+\.\d+ %/);
+    const doc = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(doc.images, 40);
+    assert.deepEqual(doc.results.map((r: {attack: string; eps: number}) => `${r.attack}@${r.eps}`),
+                     ['fgsm@0', 'fgsm@8', 'pgd@0', 'pgd@8']);
+    // eps 0 moves nothing: the robust accuracy is the clean one.
+    for (const r of doc.results.filter((r: {eps: number}) => r.eps === 0)) assert.equal(r.top1, doc.cleanTop1);
+    assert.ok(first.stdout.includes(`${(100 * doc.results[3].top1).toFixed(2)} %`));
+    assert.equal(stored().entries.length, 4);
+
+    // The same settings replace their entry; other settings add one.
+    const again = cli('attack', runDir, '--attack', 'pgd', '--eps', '8', '--limit', '40');
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(stored().entries.length, 4);
+    const more = cli('attack', runDir, '--attack', 'pgd', '--eps', '8', '--steps', '3', '--limit', '40');
+    assert.equal(more.status, 0, more.stderr);
+    const entries = stored().entries;
+    assert.equal(entries.length, 5);
+    assert.deepEqual(entries[4].settings, {attack: 'pgd', eps: 8, step: 2, steps: 3, restarts: 1, images: 40, seed: 0,
+                                           epoch: 1});
+  });
+
+  it('refuses bad input with a message naming it, exit 1, and writes nothing', () => {
+    const before = readFileSync(join(runDir, 'attacks.json'), 'utf8');
+    const out = join(root, 'never.json');
+    const cases: [string[], RegExp][] = [
+      [['--eps', '300'], /eps must be in \[0, 255\]/],
+      [['--eps', '-1'], /eps must be in \[0, 255\]/],
+      [['--attack', 'pgd', '--eps', '8', '--step', '9'], /the step \(9\/255\) is larger than eps \(8\/255\)/],
+      [['--attack', 'cw'], /unknown attack 'cw'/],
+      [['--limit', '0'], /--limit must be a positive integer/],
+      [['--steps', '0'], /steps must be a positive integer/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = cli('attack', runDir, ...args, '--json', out);
+      assert.equal(r.status, 1, `${args}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+    }
+    const missing = cli('attack', join(root, 'no-run'), '--json', out);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /holds no complete checkpoint/);
+    assert.equal(existsSync(out), false);
+    assert.equal(readFileSync(join(runDir, 'attacks.json'), 'utf8'), before);
   });
 });
 

@@ -4,18 +4,19 @@ import {join} from 'node:path';
 
 import {Command, Option} from 'commander';
 
-import {DATASET_NAMES, DatasetName, loadDataset} from '../data/load.js';
+import {DATASET_NAMES, loadDataset} from '../data/load.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../engine/backend.js';
-import {ARCHITECTURES, buildModel, ModelSpec} from '../models/build.js';
+import {ARCHITECTURES} from '../models/build.js';
 import {NORMS, NormKind} from '../models/blocks.js';
-import {loadCheckpoint, readCheckpoint} from '../training/checkpoint.js';
 import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
 import {formatDemoResults, runDemo} from './demo.js';
-import {checkExperiment, datasetNormalization, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig,
-        runExperiment} from './experiment.js';
+import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
+import {attackCommand, AttackCommandOptions} from './attack.js';
+import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
+import {openRun} from './run_model.js';
 
 function integer(flag: string) {
   return (value: string) => {
@@ -151,31 +152,17 @@ async function trainCommand(_: unknown, command: Command): Promise<void> {
 async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?: string; split: 'train' | 'test';
                                                      batchSize: number; model?: string; norm?: NormKind;
                                                      backend?: BackendName; threads?: number}): Promise<void> {
-  const state = await readCheckpoint(runDir);
-  if (state === null) throw new Error(`${runDir} holds no complete checkpoint`);
-  const spec = state.config.model.spec as unknown as ModelSpec | null;
-  if (spec === null) throw new Error(`the checkpoint in ${runDir} does not say how its model was built`);
-  let experiment: Partial<ExperimentConfig> = {};
-  try {
-    experiment = JSON.parse(readFileSync(join(runDir, 'experiment.json'), 'utf8'));
-  } catch {
-    // A run made through the library rather than the CLI: the dataset must be named.
-  }
-  const wanted = {...spec, architecture: options.model ?? spec.architecture, norm: options.norm ?? spec.norm} as ModelSpec;
-  const datasetName = options.dataset ?? experiment.dataset;
-  if (datasetName === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
   const engine = await startBackend(options);
-  const ds = loadDataset(datasetName, {split: options.split, root: options.dataRoot ?? experiment.dataRoot});
-  const model = buildModel(wanted);
+  const run = await openRun(runDir, options);
   try {
-    await loadCheckpoint(model, runDir, {modelSpec: wanted as unknown as Record<string, unknown>});
-    const result = await evaluate(model, ds, {batchSize: options.batchSize,
-                                              normalization: datasetNormalization(datasetName as DatasetName)});
-    console.log(`${runDir} (epoch ${state.epoch}, ${wanted.architecture} ${wanted.norm}) on ${datasetName} ${options.split}, ` +
-                `${result.count} images, backend ${engine}: top-1 ${(100 * result.top1).toFixed(2)} %, ` +
+    if (run.dataset === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
+    const ds = loadDataset(run.dataset, {split: options.split, root: run.dataRoot});
+    const result = await evaluate(run.model, ds, {batchSize: options.batchSize, normalization: run.normalization});
+    console.log(`${runDir} (epoch ${run.state.epoch}, ${run.spec.architecture} ${run.spec.norm}) on ${run.dataset} ` +
+                `${options.split}, ${result.count} images, backend ${engine}: top-1 ${(100 * result.top1).toFixed(2)} %, ` +
                 `top-5 ${(100 * result.top5).toFixed(2)} %, loss ${result.loss.toFixed(4)}`);
   } finally {
-    model.dispose();
+    run.model.dispose();
   }
 }
 
@@ -260,6 +247,31 @@ program.command('eval')
   .addOption(backendOption())
   .addOption(threadsOption())
   .action(evalCommand);
+
+program.command('attack')
+  .description('clean and robust top-1 of a run\'s last checkpoint under FGSM, PGD and APGD-CE + APGD-T (L-infinity, ' +
+               'pixel space [0, 1], inference mode); stored in <run-dir>/attacks.json')
+  .argument('<run-dir>', 'directory of a run made by convnorm train')
+  .addOption(new Option('--attack <names>', 'comma-separated: fgsm, pgd, apgd (APGD-CE then APGD-T on the targeted ' +
+                        'DLR loss; not AutoAttack)').default('fgsm,pgd'))
+  .addOption(new Option('--eps <list>', 'comma-separated radii in units of 1/255').default(String(ATTACK_DEFAULTS.eps)))
+  .addOption(new Option('--step <a>', 'PGD step size in 1/255 (default min(2, eps); at most eps)')
+    .argParser(number('--step')))
+  .addOption(new Option('--steps <k>', 'iterations of PGD and of each APGD run (AutoAttack runs APGD for 100)')
+    .default(ATTACK_DEFAULTS.steps).argParser(integer('--steps')))
+  .addOption(new Option('--restarts <r>', 'random restarts of PGD; APGD runs per loss and per target')
+    .default(ATTACK_DEFAULTS.restarts).argParser(integer('--restarts')))
+  .addOption(new Option('--limit <n>', 'attack the first n test images (default all)').argParser(integer('--limit')))
+  .addOption(new Option('--seed <n>', 'seed of the random starts').default(0).argParser(integer('--seed')))
+  .addOption(new Option('--batch-size <n>', 'images per batch').default(100).argParser(integer('--batch-size')))
+  .addOption(new Option('--json <file>', 'also write this call\'s results to this file'))
+  .addOption(new Option('--dataset <name>', 'dataset (default: the run\'s)').choices([...DATASET_NAMES]))
+  .addOption(new Option('--data-root <dir>', 'folder of the dataset files (default: the run\'s)'))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (runDir: string, options: AttackCommandOptions & {backend?: BackendName; threads?: number}) => {
+    await attackCommand(runDir, options, () => startBackend(options));
+  });
 
 program.parseAsync().catch((e: Error) => {
   console.error(`convnorm: ${e.message}`);

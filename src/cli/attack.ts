@@ -1,0 +1,143 @@
+/**
+ * `convnorm attack <run-dir>`: clean and robust top-1 of a run's checkpoint
+ * under FGSM, PGD and APGD-CE + APGD-T at each eps, printed as a table,
+ * stored in the run's attacks.json (keyed by the settings) and, with --json,
+ * written to a file of its own.
+ */
+import {stat} from 'node:fs/promises';
+import {dirname, join} from 'node:path';
+
+import {loadDataset} from '../data/load.js';
+import {writeAtomic} from '../io/file_system.js';
+import {readResults, ResultEntry, storeResults} from '../io/results.js';
+import {formatTable} from '../report/table.js';
+import {ATTACK_NAMES, AttackEvaluation, AttackName, AttackRow, AttackSetting, evaluateAttacks,
+        resolveAttackSetting, ResolvedAttackSetting} from '../robustness/attack_eval.js';
+import {progressReporter} from './progress.js';
+import {openRun} from './run_model.js';
+
+export const ATTACKS_FILE = 'attacks.json';
+
+export interface AttackCommandOptions {
+  /** Comma-separated attack names. */
+  attack: string;
+  /** Comma-separated eps values in 1/255. */
+  eps: string;
+  step?: number;
+  steps: number;
+  restarts: number;
+  limit?: number;
+  seed: number;
+  batchSize: number;
+  json?: string;
+  dataset?: string;
+  dataRoot?: string;
+}
+
+/** How an attack result is keyed in attacks.json: everything that determines it. */
+export interface AttackEntrySettings extends ResolvedAttackSetting {
+  images: number;
+  seed: number;
+  /** The checkpoint's epoch: a run trained further is another model. */
+  epoch: number;
+}
+
+export interface AttackEntryResult {
+  label: string;
+  top1: number;
+  cleanTop1: number;
+}
+
+function list(text: string, what: string): string[] {
+  const items = text.split(',').map(s => s.trim()).filter(s => s !== '');
+  if (items.length === 0) throw new Error(`${what} lists nothing`);
+  return items;
+}
+
+/** The settings the options ask for: every attack at every eps, checked before anything runs. */
+export function attackSettings(options: Pick<AttackCommandOptions, 'attack' | 'eps' | 'step' | 'steps' | 'restarts'>):
+    AttackSetting[] {
+  const attacks = list(options.attack, '--attack').map(a => {
+    if (!(ATTACK_NAMES as readonly string[]).includes(a)) {
+      throw new Error(`unknown attack '${a}'; choose from ${ATTACK_NAMES.join(', ')}`);
+    }
+    return a as AttackName;
+  });
+  const epsValues = list(options.eps, '--eps').map(e => {
+    const v = Number(e);
+    if (!Number.isFinite(v)) throw new Error(`--eps takes numbers (units of 1/255), got '${e}'`);
+    return v;
+  });
+  const settings = attacks.flatMap(attack => epsValues.map(eps => ({
+    attack, eps, step: options.step, steps: options.steps, restarts: options.restarts,
+  })));
+  for (const s of settings) resolveAttackSetting(s);
+  return settings;
+}
+
+export function formatAttackTable(evaluation: AttackEvaluation): string {
+  const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
+  return formatTable(['attack', 'eps', 'step', 'steps', 'restarts', 'top-1'], [
+    ['clean', '0', '-', '-', '-', pct(evaluation.cleanTop1)],
+    ...evaluation.results.map((r: AttackRow) => [r.label, `${r.eps}/255`, r.step === null ? 'adaptive' : `${r.step}/255`,
+                                                 String(r.steps), String(r.restarts), pct(r.top1)]),
+  ]);
+}
+
+async function checkWritableDir(path: string): Promise<void> {
+  const dir = dirname(path);
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new Error();
+  } catch {
+    throw new Error(`cannot write ${path}: ${dir} is not a directory`);
+  }
+}
+
+/**
+ * Runs the command: every option is checked, and the run's attacks.json read,
+ * before `startEngine` starts the backend and before any work, so bad input
+ * writes nothing.
+ */
+export async function attackCommand(runDir: string, options: AttackCommandOptions,
+                                    startEngine: () => Promise<string>): Promise<void> {
+  const settings = attackSettings(options);
+  if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) {
+    throw new Error(`--limit must be a positive integer, got ${options.limit}`);
+  }
+  const storePath = join(runDir, ATTACKS_FILE);
+  await readResults(storePath, 'attacks');
+  if (options.json !== undefined) await checkWritableDir(options.json);
+  const engine = await startEngine();
+  const run = await openRun(runDir, {dataset: options.dataset, dataRoot: options.dataRoot});
+  try {
+    if (run.dataset === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
+    const ds = loadDataset(run.dataset, {split: 'test', root: run.dataRoot});
+    const images = Math.min(options.limit ?? Infinity, ds.labels.length);
+    console.error(`${runDir} (epoch ${run.state.epoch}, ${run.spec.architecture} ${run.spec.norm}) on ${run.dataset} ` +
+                  `test, ${images} images, backend ${engine}; inference mode, attacks in pixel space [0, 1]`);
+    const progress = progressReporter('attack');
+    let evaluation: AttackEvaluation;
+    try {
+      evaluation = await evaluateAttacks({model: run.model, normalization: run.normalization}, ds, {
+        settings, limit: options.limit, batchSize: options.batchSize, seed: options.seed,
+        onProgress: (done, total, label) => progress.update(done, total, label),
+      });
+    } finally {
+      progress.stop();
+    }
+    console.log(formatAttackTable(evaluation));
+    const savedAt = new Date().toISOString();
+    const entries: ResultEntry<AttackEntrySettings, AttackEntryResult>[] = evaluation.results.map(r => {
+      const {label, top1, ...setting} = r;
+      return {settings: {...setting, images: evaluation.images, seed: options.seed, epoch: run.state.epoch},
+              result: {label, top1, cleanTop1: evaluation.cleanTop1}, savedAt};
+    });
+    await storeResults(storePath, 'attacks', entries);
+    const document = {run: runDir, epoch: run.state.epoch, seed: options.seed, cleanTop1: evaluation.cleanTop1,
+                      images: evaluation.images, results: evaluation.results};
+    if (options.json !== undefined) await writeAtomic(options.json, `${JSON.stringify(document, null, 1)}\n`);
+    console.log(`\nStored in ${storePath}${options.json === undefined ? '' : ` and ${options.json}`}.`);
+  } finally {
+    run.model.dispose();
+  }
+}
