@@ -26,7 +26,7 @@ describe('results stored with a run', () => {
     assert.deepEqual(await readResults(path, 'attacks'), []);
     await storeResults(path, 'attacks', [entry({eps: 8}, 0.4)]);
     await storeResults(path, 'attacks', [entry({eps: 4}, 0.6), entry({eps: 8}, 0.3)]);
-    assert.deepEqual((await readResults(path, 'attacks')).map(e => e.result.top1), [0.3, 0.6]);
+    assert.deepEqual((await readResults<unknown, {top1: number}>(path, 'attacks')).map(e => e.result.top1), [0.3, 0.6]);
     await assert.rejects(readResults(path, 'spectrum'), /is not a convnorm spectrum results file/);
     await writeFile(path, '{"format": "convnorm-res');
     await assert.rejects(storeResults(path, 'attacks', [entry({eps: 2}, 1)]), /attacks.json is not valid JSON/);
