@@ -20,7 +20,10 @@ import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
+import {CIFAR_NORMALIZATION} from '../src/data/batches.js';
+import {Rng} from '../src/data/random.js';
 import {formatTable} from '../src/report/table.js';
+import {pgd} from '../src/robustness/pgd.js';
 import {TrainStep} from '../src/training/step.js';
 import {convolutionFlopsPerImage, simdPeak} from './peak.js';
 
@@ -40,6 +43,7 @@ interface Options {
   torch: boolean;
   fma: boolean;
   simd: boolean;
+  attackImages: number;
   json: string;
 }
 
@@ -179,6 +183,36 @@ function soak(steps: number) {
   return marks;
 }
 
+/**
+ * PGD-10 (eps 8/255, steps of 2/255) on `images` random 32x32x3 images with
+ * the small CNN, every image attacked (as if all were classified correctly
+ * clean, which an untrained network's are not): what `convnorm attack`
+ * spends on 1,000 CIFAR test images.
+ */
+async function benchAttack(images: number) {
+  const rows = [];
+  for (const norm of NORMS) {
+    const model = smallCnn({norm, seed: 5});
+    const batch = 100;
+    const start = performance.now();
+    for (let first = 0; first < images; first += batch) {
+      const n = Math.min(batch, images - first);
+      const x = tf.randomUniform([n, 32, 32, 3], 0, 1, 'float32', first) as tf.Tensor4D;
+      const labels = tf.tensor1d(Array.from({length: n}, (_, i) => i % 10), 'int32');
+      const {adversarial} = await pgd({classifier: {model, normalization: CIFAR_NORMALIZATION}, images: x, labels,
+                                       cleanCorrect: new Uint8Array(n).fill(1)},
+                                      {eps: 8 / 255, step: 2 / 255, steps: 10, rng: new Rng(first)});
+      tf.dispose([x, labels, adversarial]);
+      sampleRss();
+    }
+    const seconds = (performance.now() - start) / 1000;
+    rows.push({norm, images, steps: 10, seconds, imagesPerSecond: images / seconds});
+    console.error(`  PGD-10, small CNN ${norm}, ${images} images: ${seconds.toFixed(1)} s`);
+    model.dispose();
+  }
+  return rows;
+}
+
 function runTorch(opts: Options) {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'torch_bench.py');
   try {
@@ -219,9 +253,10 @@ async function main(opts: Options & {runNetwork?: string}) {
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
+  const attack = opts.attackImages > 0 ? await benchAttack(opts.attackImages) : [];
   const torch = opts.torch ? runTorch(opts) : undefined;
   const result = {date: new Date().toISOString(), backend, engine, wasmThreads: threads, options: opts, simdPeak: peak,
-                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, torch};
+                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, attack, torch};
   mkdirSync(dirname(opts.json), {recursive: true});
   writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
   (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
@@ -282,6 +317,10 @@ async function main(opts: Options & {runNetwork?: string}) {
     console.log('Soak (small CNN + ConvNorm, batch 32): ' +
                 soakMarks.map(m => `step ${m.step}: ${m.tensors} tensors, ${m.rssMB.toFixed(0)} MB RSS`).join('; '));
   }
+  for (const a of attack) {
+    console.log(`PGD-10 (eps 8/255) on ${a.images} 32x32x3 images, small CNN ${a.norm}: ${a.seconds.toFixed(1)} s ` +
+                `(${a.imagesPerSecond.toFixed(1)} images/s).`);
+  }
   console.log(`Results: ${opts.json}`);
 }
 
@@ -317,6 +356,7 @@ const program = new Command('bench')
   .option('--no-torch', 'skip the PyTorch side')
   .option('--no-fma', 'wasm: separate multiplies and adds in the SIMD products (for A/B runs)')
   .option('--no-simd', 'wasm: no SIMD module (its JS and XNNPACK fallbacks; for A/B runs)')
+  .option('--attack-images <n>', 'images of the PGD-10 timing with the small CNN (0 to skip)', Number, 1000)
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);
