@@ -217,6 +217,50 @@ describe('convnorm attack', () => {
   });
 });
 
+describe('convnorm eval --corruptions', () => {
+  const runDir = join(root, 'attacked');
+
+  it('prints top-1 per corruption and severity with the means, stores them, writes --json', () => {
+    assert.ok(existsSync(join(runDir, 'checkpoint')), 'the attack tests train this run');
+    const out = join(root, 'corruptions.json');
+    const r = cli('eval', runDir, '--corruptions', 'contrast,saturate,gaussian_noise', '--severities', '1,5', '--json', out);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /corruption +severity 1 +severity 5 +mean\n/);
+    assert.match(r.stdout, /\ncontrast +\d+\.\d %/);
+    assert.match(r.stdout, /skipped: saturate \(saturate scales HSV saturation, which grey/);
+    const doc = JSON.parse(readFileSync(out, 'utf8'));
+    assert.deepEqual(doc.corruptions.map((c: {name: string; severity: number}) => `${c.name}-${c.severity}`),
+                     ['contrast-1', 'contrast-5', 'gaussian_noise-1', 'gaussian_noise-5']);
+    const mean = doc.corruptions.reduce((a: number, c: {top1: number}) => a + c.top1, 0) / 4;
+    assert.ok(Math.abs(doc.mean - mean) < 1e-12);
+    assert.ok(r.stdout.includes(`mean over every corruption and severity ${(100 * doc.mean).toFixed(1)} %`), r.stdout);
+    const stored = JSON.parse(readFileSync(join(runDir, 'corruptions.json'), 'utf8'));
+    assert.equal(stored.entries.length, 4);
+    assert.deepEqual(stored.entries[0].settings, {name: 'contrast', severity: 1, seed: 0, images: 2000, epoch: 1});
+  });
+
+  it('refuses an unknown corruption, severities outside 1-5 and a missing run, writing nothing', () => {
+    const before = readFileSync(join(runDir, 'corruptions.json'), 'utf8');
+    const out = join(root, 'never-corrupted.json');
+    const cases: [string[], RegExp][] = [
+      [['--corruptions', 'fogg'], /unknown corruption 'fogg'; known corruptions: gaussian_noise/],
+      [['--corruptions', 'fog', '--severities', '0-3'], /--severities takes integers in 1-5/],
+      [['--corruptions', 'fog', '--severities', '6'], /--severities takes integers in 1-5/],
+      [['--corruptions', 'fog', '--split', 'train'], /--corruptions evaluates the test set/],
+    ];
+    for (const [args, pattern] of cases) {
+      const r = cli('eval', runDir, ...args, '--json', out);
+      assert.equal(r.status, 1, `${args}: ${r.stderr}`);
+      assert.match(r.stderr, pattern);
+    }
+    const missing = cli('eval', join(root, 'no-run'), '--corruptions', 'fog', '--json', out);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /holds no complete checkpoint/);
+    assert.equal(existsSync(out), false);
+    assert.equal(readFileSync(join(runDir, 'corruptions.json'), 'utf8'), before);
+  });
+});
+
 describe('convnorm demo', () => {
   it('trains BN and ConvNorm side by side and reports accuracy and layer spectral norms', async () => {
     await useTestBackend('wasm');

@@ -4,11 +4,10 @@
  * stored in the run's attacks.json (keyed by the settings) and, with --json,
  * written to a file of its own.
  */
-import {stat} from 'node:fs/promises';
-import {dirname, join} from 'node:path';
+import {join} from 'node:path';
 
 import {loadDataset} from '../data/load.js';
-import {writeAtomic} from '../io/file_system.js';
+import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import {readResults, ResultEntry, storeResults} from '../io/results.js';
 import {formatTable} from '../report/table.js';
 import {ATTACK_NAMES, AttackEvaluation, AttackName, AttackRow, AttackSetting, evaluateAttacks,
@@ -84,15 +83,6 @@ export function formatAttackTable(evaluation: AttackEvaluation): string {
   ]);
 }
 
-async function checkWritableDir(path: string): Promise<void> {
-  const dir = dirname(path);
-  try {
-    if (!(await stat(dir)).isDirectory()) throw new Error();
-  } catch {
-    throw new Error(`cannot write ${path}: ${dir} is not a directory`);
-  }
-}
-
 /**
  * Runs the command: every option is checked, and the run's attacks.json read,
  * before `startEngine` starts the backend and before any work, so bad input
@@ -106,7 +96,7 @@ export async function attackCommand(runDir: string, options: AttackCommandOption
   }
   const storePath = join(runDir, ATTACKS_FILE);
   await readResults(storePath, 'attacks');
-  if (options.json !== undefined) await checkWritableDir(options.json);
+  if (options.json !== undefined) await checkParentDirectory(options.json);
   const engine = await startEngine();
   const run = await openRun(runDir, {dataset: options.dataset, dataRoot: options.dataRoot});
   try {

@@ -14,6 +14,8 @@ import {formatTable} from '../report/table.js';
 import {formatDemoResults, runDemo} from './demo.js';
 import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
 import {attackCommand, AttackCommandOptions} from './attack.js';
+import {corruptionCommand} from './corruptions.js';
+import {CORRUPTION_NAMES} from '../robustness/corruptions/index.js';
 import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 import {openRun} from './run_model.js';
@@ -151,7 +153,14 @@ async function trainCommand(_: unknown, command: Command): Promise<void> {
 
 async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?: string; split: 'train' | 'test';
                                                      batchSize: number; model?: string; norm?: NormKind;
-                                                     backend?: BackendName; threads?: number}): Promise<void> {
+                                                     backend?: BackendName; threads?: number; corruptions?: string;
+                                                     severities: string; seed: number; json?: string}): Promise<void> {
+  if (options.corruptions !== undefined) {
+    if (options.split !== 'test') throw new Error('--corruptions evaluates the test set; drop --split');
+    await corruptionCommand(runDir, {...options, corruptions: options.corruptions}, () => startBackend(options));
+    return;
+  }
+  if (options.json !== undefined) throw new Error('--json goes with --corruptions');
   const engine = await startBackend(options);
   const run = await openRun(runDir, options);
   try {
@@ -250,7 +259,7 @@ program.command('train')
   .action(trainCommand);
 
 program.command('eval')
-  .description('evaluate a run\'s last checkpoint: top-1 / top-5 accuracy and loss')
+  .description('evaluate a run\'s last checkpoint: top-1 / top-5 accuracy and loss, or top-1 under common corruptions')
   .argument('<run-dir>', 'directory of a run made by convnorm train')
   .addOption(new Option('--dataset <name>', 'dataset (default: the run\'s)').choices([...DATASET_NAMES]))
   .addOption(new Option('--data-root <dir>', 'folder of the dataset files (default: the run\'s)'))
@@ -260,6 +269,13 @@ program.command('eval')
   .addOption(new Option('--norm <name>', 'expected normalization (refused when the checkpoint has another)')
     .choices([...NORMS]))
   .addOption(new Option('--batch-size <n>', 'evaluation batch size').default(256).argParser(integer('--batch-size')))
+  .addOption(new Option('--corruptions <names>', 'top-1 under the common corruptions instead (the CIFAR-10-C ' +
+                        `construction), all or comma-separated: ${CORRUPTION_NAMES.join(', ')}; stored in ` +
+                        '<run-dir>/corruptions.json'))
+  .addOption(new Option('--severities <list>', 'with --corruptions: severities, e.g. 1-5, 3 or 1,3,5').default('1-5'))
+  .addOption(new Option('--seed <n>', 'with --corruptions: seed of the random corruptions (noise, fog)').default(0)
+    .argParser(integer('--seed')))
+  .addOption(new Option('--json <file>', 'with --corruptions: also write the results to this file'))
   .addOption(backendOption())
   .addOption(threadsOption())
   .action(evalCommand);

@@ -5,8 +5,8 @@
  * read what the other wrote. Each file is written to a temporary name and
  * renamed into place, so an interrupted save never leaves a half-written model.
  */
-import {mkdir, readFile, rename, writeFile} from 'node:fs/promises';
-import {join} from 'node:path';
+import {mkdir, readFile, rename, stat, writeFile} from 'node:fs/promises';
+import {dirname, join} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -19,6 +19,18 @@ export async function writeAtomic(path: string, data: string | Uint8Array): Prom
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data);
   await rename(tmp, path);
+}
+
+/** Throws, naming the folder, unless the folder `path` would be written into exists: checked before long work. */
+export async function checkParentDirectory(path: string): Promise<void> {
+  const dir = dirname(path);
+  let isDirectory = false;
+  try {
+    isDirectory = (await stat(dir)).isDirectory();
+  } catch {
+    // Missing: refused below.
+  }
+  if (!isDirectory) throw new Error(`cannot write ${path}: ${dir} is not a directory`);
 }
 
 class FileSystemHandler implements tf.io.IOHandler {
