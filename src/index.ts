@@ -62,4 +62,24 @@ export {loadCheckpoint, readCheckpoint, TrainError} from './training/checkpoint.
 export {ocnnLoss, ocnnPenalty} from './training/ocnn.js';
 export type {OcnnOptions} from './training/ocnn.js';
 export {checkExperiment, runExperiment} from './cli/experiment.js';
+export {checkAdversarial} from './training/adversarial.js';
+export type {AdversarialTraining, FreeAdversarialTraining, PgdAdversarialTraining} from './training/adversarial.js';
+
+// Robustness
+export {pixelLogits} from './robustness/classifier.js';
+export type {PixelClassifier} from './robustness/classifier.js';
+export type {AttackInputs, AttackResult} from './robustness/attack.js';
+export {fgsm} from './robustness/fgsm.js';
+export type {FgsmOptions} from './robustness/fgsm.js';
+export {pgd} from './robustness/pgd.js';
+export type {PgdOptions} from './robustness/pgd.js';
+export {apgd, apgdCe, apgdTargeted} from './robustness/apgd.js';
+export type {ApgdOptions} from './robustness/apgd.js';
+export {crossEntropyPerImage, dlrLoss, dlrTargetedLoss} from './robustness/losses.js';
+export {ATTACK_NAMES, evaluateAttacks} from './robustness/attack_eval.js';
+export type {AttackEvaluation, AttackRow, AttackSetting} from './robustness/attack_eval.js';
+export {CORRUPTION_NAMES, corrupt, corruptDataset, corruptionsFor} from './robustness/corruptions/index.js';
+export type {CorruptionName} from './robustness/corruptions/index.js';
+export {evaluateCorruptions} from './robustness/corruption_eval.js';
+export type {CorruptionEvalOptions, CorruptionEvalResult} from './robustness/corruption_eval.js';
 export type {ExperimentConfig} from './cli/experiment.js';
