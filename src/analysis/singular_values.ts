@@ -4,8 +4,12 @@
  * singular values are the union over frequencies f of the singular values of
  * the C_out x C_in complex matrix P(f) = FFT2(kernel zero-padded to the grid)(f).
  * Plain float64 JavaScript: this is analysis, run on weights read back from
- * whatever backend trained them.
+ * whatever backend trained them. The exact computations, strided ones
+ * included, live in ./circular_spectrum.ts; this module keeps the per-channel
+ * isometry measure and the readers of ConvNorm's V.
  */
+import {circularSpectrum} from './circular_spectrum.js';
+import {hermitianEigenvalues} from './hermitian_eigenvalues.js';
 
 /** A conv kernel in tfjs layout [kh, kw, C_in, C_out], read back from a tensor. */
 export interface KernelValues {
@@ -13,7 +17,7 @@ export interface KernelValues {
   shape: readonly [number, number, number, number];
 }
 
-/** Per-output-channel scaling of P(f): V of ConvNorm, [C_out][nh * fw] in the layout convNormSpectrum returns. */
+/** Per-output-channel scaling of row k of P(f) at frequency (u, v), e.g. ConvNorm's V read by spectrumRowScale. */
 export type RowScale = (k: number, u: number, v: number) => number;
 
 /** Row-major complex matrix. */
@@ -62,86 +66,29 @@ export function frequencyMatrix(kernel: KernelValues, grid: readonly [number, nu
   return {re, im, rows: cout, cols: cin};
 }
 
-/** Gram matrix P^H P (cols x cols, Hermitian) embedded as the real symmetric [[Re, -Im], [Im, Re]]. */
-function realGram(p: ComplexMatrix): {a: Float64Array; n: number} {
-  const m = p.cols;
-  const n = 2 * m;
-  const a = new Float64Array(n * n);
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < m; j++) {
-      let gr = 0;
-      let gi = 0;
-      for (let r = 0; r < p.rows; r++) {
-        // conj(P[r, i]) * P[r, j]
-        const ar = p.re[r * m + i];
-        const ai = p.im[r * m + i];
-        const br = p.re[r * m + j];
-        const bi = p.im[r * m + j];
-        gr += ar * br + ai * bi;
-        gi += ar * bi - ai * br;
-      }
-      a[i * n + j] = gr;
-      a[(i + m) * n + j + m] = gr;
-      a[i * n + j + m] = -gi;
-      a[(i + m) * n + j] = gi;
-    }
-  }
-  return {a, n};
-}
-
-/** Eigenvalues of a real symmetric n x n matrix (cyclic Jacobi, float64), ascending. `a` is overwritten. */
+/**
+ * Eigenvalues of a real symmetric n x n matrix (float64), ascending: Householder
+ * tridiagonalization and implicit QL (hermitianEigenvalues). Only the lower
+ * triangle is read; `a` is overwritten.
+ */
 export function symmetricEigenvalues(a: Float64Array, n: number): Float64Array {
-  for (let sweep = 0; sweep < 100; sweep++) {
-    let off = 0;
-    let diag = 0;
-    for (let i = 0; i < n; i++) {
-      diag += a[i * n + i] ** 2;
-      for (let j = i + 1; j < n; j++) off += a[i * n + j] ** 2;
-    }
-    if (off <= 1e-30 * diag || off === 0) break;
-    for (let p = 0; p < n; p++) {
-      for (let q = p + 1; q < n; q++) {
-        const apq = a[p * n + q];
-        if (apq === 0) continue;
-        const theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
-        const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
-        const c = 1 / Math.sqrt(t * t + 1);
-        const s = t * c;
-        for (let k = 0; k < n; k++) {
-          const akp = a[k * n + p];
-          const akq = a[k * n + q];
-          a[k * n + p] = c * akp - s * akq;
-          a[k * n + q] = s * akp + c * akq;
-        }
-        for (let k = 0; k < n; k++) {
-          const apk = a[p * n + k];
-          const aqk = a[q * n + k];
-          a[p * n + k] = c * apk - s * aqk;
-          a[q * n + k] = s * apk + c * aqk;
-        }
-      }
-    }
-  }
-  return Float64Array.from({length: n}, (_, i) => a[i * n + i]).sort();
+  return hermitianEigenvalues(a, undefined, n);
 }
 
 /**
  * All singular values of the circular convolution on the grid, ascending:
- * C_in per frequency (nh * nw * C_in in all). Exact (Jacobi); meant for small
- * layers and tests. For the largest alone use `convSpectralNorm`.
+ * C_in per frequency (nh * nw * C_in in all; zeros included where
+ * C_in > C_out). Exact: the per-frequency Gram matrices' eigenvalues
+ * (circularSpectrum); `rowScale` enters through its absolute value.
  */
 export function convSingularValues(kernel: KernelValues, grid: readonly [number, number],
                                    rowScale?: RowScale): Float64Array {
-  const out: number[] = [];
-  for (let u = 0; u < grid[0]; u++) {
-    for (let v = 0; v < grid[1]; v++) {
-      const {a, n} = realGram(frequencyMatrix(kernel, grid, u, v, rowScale));
-      // The real embedding repeats every eigenvalue of the Hermitian Gram matrix twice.
-      const eig = symmetricEigenvalues(a, n);
-      for (let i = 0; i < n; i += 2) out.push(Math.sqrt(Math.max(0, (eig[i] + eig[i + 1]) / 2)));
-    }
-  }
-  return Float64Array.from(out).sort();
+  const [, , cin, cout] = kernel.shape;
+  const {values} = circularSpectrum(kernel, grid, {gainBeforeStride: rowScale, values: true});
+  const zeros = Math.max(0, cin - cout) * grid[0] * grid[1];
+  const out = new Float64Array(values!.length + zeros);
+  out.set(values!, zeros);
+  return out.sort();
 }
 
 function norm2(re: Float64Array, im: Float64Array): number {
@@ -195,11 +142,14 @@ function largestSingularValue(p: ComplexMatrix, iterations: number): number {
 
 /**
  * Spectral norm (largest singular value) of the circular convolution on the
- * grid. Frequencies f and -f have conjugate matrices and equal singular
- * values, so only half the grid is visited.
+ * grid, exact (circularSpectrum). With `iterations`, instead a power iteration
+ * of that many steps on each frequency's matrix: a lower bound, cheaper for
+ * wide layers where a quick look is enough. Frequencies f and -f have
+ * conjugate matrices and equal singular values, so only half the grid is visited.
  */
 export function convSpectralNorm(kernel: KernelValues, grid: readonly [number, number],
-                                 rowScale?: RowScale, iterations = 50): number {
+                                 rowScale?: RowScale, iterations?: number): number {
+  if (iterations === undefined) return circularSpectrum(kernel, grid, {gainBeforeStride: rowScale}).norm;
   let best = 0;
   for (let u = 0; u < grid[0]; u++) {
     for (let v = 0; v <= Math.floor(grid[1] / 2); v++) {
