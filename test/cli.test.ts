@@ -29,7 +29,7 @@ describe('the built command (dist/, as npx runs it)', () => {
     // tsx resolves imports plain Node does not (extension-less ESM deep imports): run what users run.
     const result = spawnSync(process.execPath, ['dist/cli/main.js', '--help'], {encoding: 'utf8'});
     assert.equal(result.status, 0, result.stderr);
-    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
   });
 });
 
@@ -261,6 +261,45 @@ describe('convnorm eval --corruptions', () => {
   });
 });
 
+describe('convnorm spectrum', () => {
+  const runDir = join(root, 'attacked');
+
+  it('prints every conv unit and the Lipschitz bounds, stores the singular values, writes --json', () => {
+    assert.ok(existsSync(join(runDir, 'checkpoint')), 'the attack tests train this run');
+    const out = join(root, 'spectrum.json');
+    const r = cli('spectrum', runDir, '--json', out, '--power-iterations', '5');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /unit +norm +input +stride +grid +conv +folded +strided +power it\. +bound\n/);
+    assert.match(r.stdout, /Lipschitz bound of the network \(its normalized input\): \d/);
+    const doc = JSON.parse(readFileSync(out, 'utf8'));
+    assert.equal(doc.units.length, 6);
+    assert.deepEqual(doc.units.map((u: {grid: number[]}) => u.grid[0]), [30, 30, 16, 16, 9, 9]);
+    assert.ok(doc.units.every((u: {values?: unknown}) => u.values === undefined), 'values only with --values');
+    for (const u of doc.units) assert.ok(r.stdout.includes(u.folded.toFixed(3)), `${u.name} folded ${u.folded}`);
+    const stored = JSON.parse(readFileSync(join(runDir, 'spectrum.json'), 'utf8'));
+    assert.deepEqual(stored.entries.map((e: {settings: unknown}) => e.settings), [{epoch: 1, powerIterations: 5, seed: 0}]);
+    const first = stored.entries[0].result.units[0];
+    // min(C_in, C_out) values per grid frequency, the largest the folded norm.
+    assert.equal(first.values.length, 30 * 30 * 1);
+    assert.equal(first.values[0], first.folded);
+    const withValues = cli('spectrum', runDir, '--json', out, '--values', '--power-iterations', '5');
+    assert.equal(withValues.status, 0, withValues.stderr);
+    assert.equal(JSON.parse(readFileSync(out, 'utf8')).units[5].values.length, 9 * 9 * 32);
+    assert.equal(JSON.parse(readFileSync(join(runDir, 'spectrum.json'), 'utf8')).entries.length, 1, 'same settings, same entry');
+  });
+
+  it('refuses a missing run and bad options, writing nothing', () => {
+    const out = join(root, 'never-spectrum.json');
+    const missing = cli('spectrum', join(root, 'no-run'), '--json', out);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /holds no complete checkpoint/);
+    const bad = cli('spectrum', runDir, '--power-iterations', '-1', '--json', out);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /--power-iterations must be an integer >= 0/);
+    assert.equal(existsSync(out), false);
+  });
+});
+
 describe('convnorm demo', () => {
   it('trains BN and ConvNorm side by side and reports accuracy and layer spectral norms', async () => {
     await useTestBackend('wasm');
@@ -269,6 +308,9 @@ describe('convnorm demo', () => {
     assert.deepEqual(results.map(r => r.norm), ['bn', 'convnorm']);
     for (const r of results) {
       assert.ok(existsSync(join(r.runDir, 'checkpoint', 'weights.bin')));
+      // The spectra the demo prints are stored with the run, singular values included.
+      const spectrum = JSON.parse(readFileSync(join(r.runDir, 'spectrum.json'), 'utf8')).entries[0].result;
+      assert.deepEqual(spectrum.units.map((u: {folded: number}) => u.folded), r.spectralNorms);
       // 10 classes: a model that learned nothing scores ~10 %.
       assert.ok(r.testTop1 > 0.3 && r.testTop1 <= 1, `${r.norm} test top-1 ${r.testTop1}`);
       assert.equal(r.spectralNorms.length, 6);

@@ -6,10 +6,12 @@
  */
 import {join} from 'node:path';
 
-import {layerSpectralNorms} from '../analysis/layer_spectra.js';
+import {unitSpectra} from '../analysis/layer_spectra.js';
+import {storeResults} from '../io/results.js';
 import {NormKind} from '../models/blocks.js';
 import {formatTable} from '../report/table.js';
 import {ExperimentConfig, runExperiment} from './experiment.js';
+import {SPECTRUM_FILE} from './spectrum.js';
 import type {TrainOptions} from '../training/trainer.js';
 
 export interface DemoOptions {
@@ -33,7 +35,7 @@ export interface DemoResult {
   /** Accuracy on the (noisy) training labels during the last epoch. */
   trainTop1: number;
   trainSeconds: number;
-  /** Per conv layer. */
+  /** Per conv unit: the folded spectral norm (see unitSpectra). */
   spectralNorms: number[];
 }
 
@@ -49,10 +51,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult[]> {
     const run = await runExperiment(config, {log: o.log});
     try {
       const last = run.history[run.history.length - 1];
+      // As `convnorm spectrum <run> --power-iterations 0` stores them, so that the run holds its spectra.
+      const spectra = unitSpectra(run.model, {values: true, powerIterations: 0});
+      await storeResults(join(run.runDir, SPECTRUM_FILE), 'spectrum', [{
+        settings: {epoch: run.epochs, powerIterations: 0, seed: 0}, result: spectra, savedAt: new Date().toISOString(),
+      }]);
       results.push({
         norm, runDir: run.runDir, testTop1: last.testTop1!, trainTop1: last.trainTop1,
         trainSeconds: run.history.reduce((s, r) => s + r.trainSeconds, 0),
-        spectralNorms: layerSpectralNorms(run.model).map(l => l.spectralNorm),
+        spectralNorms: spectra.units.map(u => u.folded),
       });
     } finally {
       run.model.dispose();

@@ -19,6 +19,7 @@ import {CORRUPTION_NAMES} from '../robustness/corruptions/index.js';
 import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 import {openRun} from './run_model.js';
+import {spectrumCommand, SpectrumCommandOptions} from './spectrum.js';
 
 function integer(flag: string) {
   return (value: string) => {
@@ -60,8 +61,10 @@ async function demo(options: {backend?: BackendName; threads?: number; seed: num
   console.log('\nclean test top-1: the 2,000 held-out digits with their true labels. noisy train top-1: agreement ' +
               'with the corrupted training labels in the last epoch (high = memorizing the noise).\n' +
               'layer spectral norms: largest singular value of each conv unit as applied in inference (conv, ' +
-              'ConvNorm\'s preconditioning and affine filter, BatchNorm\'s scale), circular boundary, stride ignored.');
-  console.log(`\nRuns written to ${outDir}/ (metrics.jsonl, checkpoint/, experiment.json, label-noise.json per norm).`);
+              'ConvNorm\'s preconditioning and affine filter, BatchNorm\'s scale), exact under circular boundary on ' +
+              'the (H+2) x (W+2) grid (convnorm spectrum <run> gives the strided, power-iteration and Lipschitz values).');
+  console.log(`\nRuns written to ${outDir}/ (metrics.jsonl, checkpoint/, experiment.json, label-noise.json, ` +
+              'spectrum.json per norm).');
 }
 
 async function isometry(options: {backend?: BackendName; threads?: number; seed: number}): Promise<void> {
@@ -303,6 +306,22 @@ program.command('attack')
   .addOption(threadsOption())
   .action(async (runDir: string, options: AttackCommandOptions & {backend?: BackendName; threads?: number}) => {
     await attackCommand(runDir, options, () => startBackend(options));
+  });
+
+program.command('spectrum')
+  .description('spectral norms of every conv unit of a run\'s last checkpoint (kernel, folded unit, strided, power ' +
+               'iteration) and the network\'s Lipschitz bound; stored with every singular value in ' +
+               '<run-dir>/spectrum.json')
+  .argument('<run-dir>', 'directory of a run made by convnorm train')
+  .addOption(new Option('--json <file>', 'also write the spectra to this file'))
+  .addOption(new Option('--values', 'include every singular value in the --json file').default(false))
+  .addOption(new Option('--power-iterations <n>', 'power iteration steps per unit on the layer as it runs (0: none)')
+    .default(30).argParser(integer('--power-iterations')))
+  .addOption(new Option('--seed <n>', 'seed of the power iterations\' start vectors').default(0).argParser(integer('--seed')))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (runDir: string, options: SpectrumCommandOptions & {backend?: BackendName; threads?: number}) => {
+    await spectrumCommand(runDir, options, () => startBackend(options));
   });
 
 program.parseAsync().catch((e: Error) => {
