@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {Command, InvalidArgumentError, Option} from 'commander';
 
+import {unitSpectra} from '../src/analysis/layer_spectra.js';
 import {RESNET18_LAYERS} from '../src/cli/isometry.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
 import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
@@ -44,6 +45,8 @@ interface Options {
   fma: boolean;
   simd: boolean;
   attackImages: number;
+  spectrum: boolean;
+  spectrumResnet18: boolean;
   json: string;
 }
 
@@ -213,6 +216,32 @@ async function benchAttack(images: number) {
   return rows;
 }
 
+/**
+ * `convnorm spectrum`'s work (every singular value, 30 power iterations) on
+ * a 512 -> 512 3x3 unit at 4x4 input, BN and ConvNorm, and optionally on a
+ * whole CIFAR ResNet-18 with ConvNorm; each after one training call, so that
+ * running statistics and running V are set.
+ */
+function benchSpectrum(resnet18: boolean) {
+  const rows: {what: string; norm: NormKind; units: number; seconds: number}[] = [];
+  const time = (what: string, norm: NormKind, model: tfl.LayersModel, inputShape: number[]) => {
+    tf.tidy(() => { model.apply(tf.randomNormal([4, ...inputShape], 0, 1, 'float32', 6), {training: true}); });
+    const start = performance.now();
+    const spectra = unitSpectra(model, {values: true, powerIterations: 30});
+    const seconds = (performance.now() - start) / 1000;
+    rows.push({what, norm, units: spectra.units.length, seconds});
+    console.error(`  spectrum of ${what} ${norm}: ${seconds.toFixed(1)} s`);
+    model.dispose();
+  };
+  for (const norm of NORMS) {
+    const input = tfl.input({shape: [4, 4, 512]});
+    time('unit 512->512 at 4x4', norm, tfl.model({inputs: input, outputs: convUnit(input, {
+      filters: 512, kernelSize: 3, norm, seeds: new SeedSequence(1)})}), [4, 4, 512]);
+  }
+  if (resnet18) time('resnet18 at 32x32', 'convnorm', resnet({depth: 18, norm: 'convnorm', seed: 1}), [32, 32, 3]);
+  return rows;
+}
+
 function runTorch(opts: Options) {
   const script = join(dirname(fileURLToPath(import.meta.url)), 'torch_bench.py');
   try {
@@ -254,9 +283,10 @@ async function main(opts: Options & {runNetwork?: string}) {
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
   const attack = opts.attackImages > 0 ? await benchAttack(opts.attackImages) : [];
+  const spectrum = opts.spectrum ? benchSpectrum(opts.spectrumResnet18) : [];
   const torch = opts.torch ? runTorch(opts) : undefined;
   const result = {date: new Date().toISOString(), backend, engine, wasmThreads: threads, options: opts, simdPeak: peak,
-                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, attack, torch};
+                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, attack, spectrum, torch};
   mkdirSync(dirname(opts.json), {recursive: true});
   writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
   (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
@@ -321,6 +351,10 @@ async function main(opts: Options & {runNetwork?: string}) {
     console.log(`PGD-10 (eps 8/255) on ${a.images} 32x32x3 images, small CNN ${a.norm}: ${a.seconds.toFixed(1)} s ` +
                 `(${a.imagesPerSecond.toFixed(1)} images/s).`);
   }
+  for (const r of spectrum) {
+    console.log(`convnorm spectrum's work on ${r.what} (${r.norm}, ${r.units} unit(s), every singular value, 30 power ` +
+                `iterations): ${r.seconds.toFixed(1)} s.`);
+  }
   console.log(`Results: ${opts.json}`);
 }
 
@@ -357,6 +391,8 @@ const program = new Command('bench')
   .option('--no-fma', 'wasm: separate multiplies and adds in the SIMD products (for A/B runs)')
   .option('--no-simd', 'wasm: no SIMD module (its JS and XNNPACK fallbacks; for A/B runs)')
   .option('--attack-images <n>', 'images of the PGD-10 timing with the small CNN (0 to skip)', Number, 1000)
+  .option('--no-spectrum', 'skip the timing of convnorm spectrum on a 512 -> 512 unit')
+  .option('--spectrum-resnet18', 'also time convnorm spectrum on a whole CIFAR ResNet-18 with ConvNorm (about 2 minutes)')
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);
