@@ -31,8 +31,10 @@ export {OniConv2D, oniConv2d, oniKernel} from './layers/oni.js';
 export type {OniConv2DArgs} from './layers/oni.js';
 export {ARCHITECTURES, buildModel} from './models/build.js';
 export type {Architecture, ModelSpec} from './models/build.js';
-export {layerSpectralNorms} from './analysis/layer_spectra.js';
-export type {LayerSpectralNorm} from './analysis/layer_spectra.js';
+export {layerSpectralNorms, unitSpectra} from './analysis/layer_spectra.js';
+export type {LayerSpectralNorm, ModelSpectra, UnitSpectraOptions, UnitSpectrum} from './analysis/layer_spectra.js';
+export {lipschitzBound} from './analysis/lipschitz.js';
+export {powerIterationNorm} from './analysis/power_iteration.js';
 export {setLeanBackprop} from './engine/lean_backprop.js';
 
 // Data

@@ -4,16 +4,12 @@
  * stored in the run's attacks.json (keyed by the settings) and, with --json,
  * written to a file of its own.
  */
-import {join} from 'node:path';
-
-import {loadDataset} from '../data/load.js';
-import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
-import {readResults, ResultEntry, storeResults} from '../io/results.js';
+import type {ResultEntry} from '../io/results.js';
 import {formatTable} from '../report/table.js';
 import {ATTACK_NAMES, AttackEvaluation, AttackName, AttackRow, AttackSetting, evaluateAttacks,
         resolveAttackSetting, ResolvedAttackSetting} from '../robustness/attack_eval.js';
 import {progressReporter} from './progress.js';
-import {openRun} from './run_model.js';
+import {startRunCommand} from './run_model.js';
 
 export const ATTACKS_FILE = 'attacks.json';
 
@@ -94,21 +90,17 @@ export async function attackCommand(runDir: string, options: AttackCommandOption
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) {
     throw new Error(`--limit must be a positive integer, got ${options.limit}`);
   }
-  const storePath = join(runDir, ATTACKS_FILE);
-  await readResults(storePath, 'attacks');
-  if (options.json !== undefined) await checkParentDirectory(options.json);
-  const engine = await startEngine();
-  const run = await openRun(runDir, {dataset: options.dataset, dataRoot: options.dataRoot});
+  const {run, engine, test, finish} = await startRunCommand(runDir, {
+    store: {file: ATTACKS_FILE, kind: 'attacks'}, json: options.json, dataset: options.dataset,
+    dataRoot: options.dataRoot, testSet: true}, startEngine);
   try {
-    if (run.dataset === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
-    const ds = loadDataset(run.dataset, {split: 'test', root: run.dataRoot});
-    const images = Math.min(options.limit ?? Infinity, ds.labels.length);
+    const images = Math.min(options.limit ?? Infinity, test!.labels.length);
     console.error(`${runDir} (epoch ${run.state.epoch}, ${run.spec.architecture} ${run.spec.norm}) on ${run.dataset} ` +
                   `test, ${images} images, backend ${engine}; inference mode, attacks in pixel space [0, 1]`);
     const progress = progressReporter('attack');
     let evaluation: AttackEvaluation;
     try {
-      evaluation = await evaluateAttacks({model: run.model, normalization: run.normalization}, ds, {
+      evaluation = await evaluateAttacks({model: run.model, normalization: run.normalization}, test!, {
         settings, limit: options.limit, batchSize: options.batchSize, seed: options.seed,
         onProgress: (done, total, label) => progress.update(done, total, label),
       });
@@ -122,11 +114,9 @@ export async function attackCommand(runDir: string, options: AttackCommandOption
       return {settings: {...setting, images: evaluation.images, seed: options.seed, epoch: run.state.epoch},
               result: {label, top1, cleanTop1: evaluation.cleanTop1}, savedAt};
     });
-    await storeResults(storePath, 'attacks', entries);
-    const document = {run: runDir, epoch: run.state.epoch, seed: options.seed, cleanTop1: evaluation.cleanTop1,
-                      images: evaluation.images, results: evaluation.results};
-    if (options.json !== undefined) await writeAtomic(options.json, `${JSON.stringify(document, null, 1)}\n`);
-    console.log(`\nStored in ${storePath}${options.json === undefined ? '' : ` and ${options.json}`}.`);
+    console.log(`\n${await finish(entries, {run: runDir, epoch: run.state.epoch, seed: options.seed,
+                                            cleanTop1: evaluation.cleanTop1, images: evaluation.images,
+                                            results: evaluation.results})}`);
   } finally {
     run.model.dispose();
   }

@@ -5,16 +5,12 @@
  * stored in the run's corruptions.json (keyed by the settings) and, with
  * --json, written to a file of its own.
  */
-import {join} from 'node:path';
-
-import {loadDataset} from '../data/load.js';
-import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
-import {readResults, ResultEntry, storeResults} from '../io/results.js';
+import type {ResultEntry} from '../io/results.js';
 import {formatTable} from '../report/table.js';
 import {CorruptionEvalResult, evaluateCorruptions} from '../robustness/corruption_eval.js';
 import {checkCorruptionName} from '../robustness/corruptions/index.js';
 import {progressReporter} from './progress.js';
-import {openRun} from './run_model.js';
+import {startRunCommand} from './run_model.js';
 
 export const CORRUPTIONS_FILE = 'corruptions.json';
 
@@ -83,20 +79,16 @@ export async function corruptionCommand(runDir: string, options: CorruptionComma
   const names = parseCorruptions(options.corruptions);
   const severities = parseSeverities(options.severities);
   if (!Number.isInteger(options.seed)) throw new Error(`--seed must be an integer, got ${options.seed}`);
-  const storePath = join(runDir, CORRUPTIONS_FILE);
-  await readResults(storePath, 'corruptions');
-  if (options.json !== undefined) await checkParentDirectory(options.json);
-  const engine = await startEngine();
-  const run = await openRun(runDir, {dataset: options.dataset, dataRoot: options.dataRoot});
+  const {run, engine, test, finish} = await startRunCommand(runDir, {
+    store: {file: CORRUPTIONS_FILE, kind: 'corruptions'}, json: options.json, dataset: options.dataset,
+    dataRoot: options.dataRoot, testSet: true}, startEngine);
   try {
-    if (run.dataset === undefined) throw new Error(`no experiment.json in ${runDir}: name the dataset with --dataset`);
-    const ds = loadDataset(run.dataset, {split: 'test', root: run.dataRoot});
     console.error(`${runDir} (epoch ${run.state.epoch}, ${run.spec.architecture} ${run.spec.norm}) on ${run.dataset} ` +
-                  `test, ${ds.labels.length} images, backend ${engine}; corruptions generated with seed ${options.seed}`);
+                  `test, ${test!.labels.length} images, backend ${engine}; corruptions generated with seed ${options.seed}`);
     const progress = progressReporter('corruptions');
     let result: CorruptionEvalResult;
     try {
-      result = await evaluateCorruptions(run.model, ds, {
+      result = await evaluateCorruptions(run.model, test!, {
         names, severities, seed: options.seed, normalization: run.normalization, batchSize: options.batchSize,
         onProgress: (done, total, label) => progress.update(done, total, label),
       });
@@ -110,12 +102,10 @@ export async function corruptionCommand(runDir: string, options: CorruptionComma
         settings: {name: c.name, severity: c.severity, seed: options.seed, images: result.images, epoch: run.state.epoch},
         result: {top1: c.top1, cleanTop1: result.cleanTop1}, savedAt,
       }));
-    await storeResults(storePath, 'corruptions', entries);
-    const document = {run: runDir, epoch: run.state.epoch, seed: options.seed, images: result.images,
-                      cleanTop1: result.cleanTop1, corruptions: result.corruptions, perCorruption: result.perCorruption,
-                      mean: result.mean, skipped: result.skipped};
-    if (options.json !== undefined) await writeAtomic(options.json, `${JSON.stringify(document, null, 1)}\n`);
-    console.log(`\nStored in ${storePath}${options.json === undefined ? '' : ` and ${options.json}`}.`);
+    console.log(`\n${await finish(entries, {run: runDir, epoch: run.state.epoch, seed: options.seed,
+                                            images: result.images, cleanTop1: result.cleanTop1,
+                                            corruptions: result.corruptions, perCorruption: result.perCorruption,
+                                            mean: result.mean, skipped: result.skipped})}`);
   } finally {
     run.model.dispose();
   }

@@ -5,14 +5,11 @@
  * values in the run's spectrum.json and, with --json, written to a file of
  * its own (singular values with --values).
  */
-import {join} from 'node:path';
-
 import {ModelSpectra, unitSpectra} from '../analysis/layer_spectra.js';
-import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
-import {readResults, ResultEntry, storeResults} from '../io/results.js';
+import type {ResultEntry} from '../io/results.js';
 import {formatTable} from '../report/table.js';
 import {progressReporter} from './progress.js';
-import {openRun} from './run_model.js';
+import {startRunCommand} from './run_model.js';
 
 export const SPECTRUM_FILE = 'spectrum.json';
 
@@ -47,11 +44,8 @@ export async function spectrumCommand(runDir: string, options: SpectrumCommandOp
   if (!Number.isInteger(options.powerIterations) || options.powerIterations < 0) {
     throw new Error(`--power-iterations must be an integer >= 0, got ${options.powerIterations}`);
   }
-  const storePath = join(runDir, SPECTRUM_FILE);
-  await readResults(storePath, 'spectrum');
-  if (options.json !== undefined) await checkParentDirectory(options.json);
-  const engine = await startEngine();
-  const run = await openRun(runDir);
+  const {run, engine, finish} = await startRunCommand(runDir, {
+    store: {file: SPECTRUM_FILE, kind: 'spectrum'}, json: options.json, testSet: false}, startEngine);
   try {
     console.error(`${runDir} (epoch ${run.state.epoch}, ${run.spec.architecture} ${run.spec.norm}, input ` +
                   `${run.spec.inputShape.join('x')}), backend ${engine}; inference mode, circular boundary on each ` +
@@ -69,12 +63,9 @@ export async function spectrumCommand(runDir: string, options: SpectrumCommandOp
       settings: {epoch: run.state.epoch, powerIterations: options.powerIterations, seed: options.seed},
       result: spectra, savedAt: new Date().toISOString(),
     };
-    await storeResults(storePath, 'spectrum', [entry]);
-    if (options.json !== undefined) {
-      const units = options.values ? spectra.units : spectra.units.map(({values: _values, ...u}) => u);
-      await writeAtomic(options.json, `${JSON.stringify({run: runDir, epoch: run.state.epoch, ...spectra, units}, null, 1)}\n`);
-    }
-    console.log(`\nStored in ${storePath} (with every singular value)${options.json === undefined ? '' : ` and ${options.json}`}.`);
+    const units = options.values ? spectra.units : spectra.units.map(({values: _values, ...u}) => u);
+    const where = await finish([entry], {run: runDir, epoch: run.state.epoch, ...spectra, units});
+    console.log(`\n${where} The stored spectra hold every singular value.`);
   } finally {
     run.model.dispose();
   }
