@@ -243,7 +243,8 @@ describe('attacks on a linear classifier (cpu)', () => {
     bad({steps: 0}, /steps must be a positive integer/);
     bad({restarts: 1.5}, /restarts must be a positive integer/);
     assert.throws(() => resolveAttackSetting({attack: 'apgd', eps: 8}, 3), /needs at least 4 classes, the model has 3/);
-    assert.deepEqual(resolveAttackSetting({attack: 'pgd', eps: 1}, 10), {attack: 'pgd', eps: 1, step: 1, steps: 10, restarts: 1});
+    assert.deepEqual(resolveAttackSetting({attack: 'pgd', eps: 8}, 10), {attack: 'pgd', eps: 8, step: 2, steps: 10, restarts: 1});
+    assert.equal(resolveAttackSetting({attack: 'pgd', eps: 32}, 10).step, 8);
     assert.deepEqual(resolveAttackSetting({attack: 'apgd', eps: 8}, 10),
                      {attack: 'apgd', eps: 8, step: null, steps: 10, restarts: 1, targets: 9});
   });

@@ -290,7 +290,7 @@ program.command('attack')
   .addOption(new Option('--attack <names>', 'comma-separated: fgsm, pgd, apgd (APGD-CE then APGD-T on the targeted ' +
                         'DLR loss; not AutoAttack)').default('fgsm,pgd'))
   .addOption(new Option('--eps <list>', 'comma-separated radii in units of 1/255').default(String(ATTACK_DEFAULTS.eps)))
-  .addOption(new Option('--step <a>', 'PGD step size in 1/255 (default min(2, eps); at most eps)')
+  .addOption(new Option('--step <a>', 'PGD step size in 1/255 (default eps / 4: the reference\'s 2 at eps 8; at most eps)')
     .argParser(number('--step')))
   .addOption(new Option('--steps <k>', 'iterations of PGD and of each APGD run (AutoAttack runs APGD for 100)')
     .default(ATTACK_DEFAULTS.steps).argParser(integer('--steps')))

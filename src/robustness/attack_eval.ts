@@ -29,7 +29,11 @@ export interface AttackSetting {
   attack: AttackName;
   /** Radius of the L-infinity ball in units of 1/255, in [0, 255]. */
   eps: number;
-  /** PGD's step size in units of 1/255, at most eps; default min(2, eps). FGSM steps by eps; APGD adapts its own. */
+  /**
+   * PGD's step size in units of 1/255, at most eps; default eps / 4 (the
+   * reference's 2 at eps 8), so that the default steps can reach the ball's
+   * surface at any eps. FGSM steps by eps; APGD adapts its own.
+   */
   step?: number;
   /** Iterations of PGD and of each APGD run. Default 10. */
   steps?: number;
@@ -96,7 +100,7 @@ export function resolveAttackSetting(s: AttackSetting, classes?: number): Resolv
     const targets = classes === undefined ? undefined : apgdTargetCount(classes, APGD_TARGETS);
     return {attack: 'apgd', eps: s.eps, step: null, steps, restarts, ...(targets === undefined ? {} : {targets})};
   }
-  const step = s.step ?? Math.min(ATTACK_DEFAULTS.step, s.eps);
+  const step = s.step ?? s.eps * (ATTACK_DEFAULTS.step / ATTACK_DEFAULTS.eps);
   if (!(step >= 0)) throw new Error(`the step must be a number >= 0 (units of 1/255), got ${s.step}`);
   if (step > s.eps) throw new Error(`the step (${step}/255) is larger than eps (${s.eps}/255)`);
   checkPgdOptions({eps: s.eps / 255, step: step / 255, steps, restarts});
