@@ -14,7 +14,10 @@
  *   replaced by its PGD adversarial examples (random start, K steps of alpha,
  *   projected). They are generated in inference mode, as MadryLab's
  *   robustness library does, so that the attack's forward passes update no
- *   running statistics or running V; the weight step then runs in training mode.
+ *   running statistics or running V; the weight step then runs in training
+ *   mode. A ConvNorm network's running V is zero until its first training
+ *   step (as the reference's), so the very first batch's examples are their
+ *   random starts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
