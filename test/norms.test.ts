@@ -19,7 +19,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {symmetricEigenvalues} from '../src/analysis/singular_values.js';
-import {ConvNormArgumentError} from '../src/convnorm/geometry.js';
+import {ConvNormArgumentError} from '../src/common/arguments.js';
 import {fileSystem} from '../src/io/file_system.js';
 import {NormalizedConv2D} from '../src/layers/normalized_conv.js';
 import {OniConv2D, oniKernel, oniUsesColumns} from '../src/layers/oni.js';

@@ -21,7 +21,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {forwardComplexBlock, forwardRealStacked, halfSpectrumSize, inverseHalfComplexBlock, inverseRealPart,
-        RealMatrix, tapBasis} from '../engine/dft.js';
+        RealMatrix, tapBasis} from './dft.js';
 import {ConvNormGeometry} from './geometry.js';
 
 /**

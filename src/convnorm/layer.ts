@@ -3,12 +3,13 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
-import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../layers/batch_norm.js';
-import {torchDefaultInit} from '../layers/initializers.js';
-import {convNormGeometry, fail, pair, PaddingArg, resolvePadding, spectrumShape} from './geometry.js';
+import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../common/batch_norm.js';
+import {torchDefaultInit} from '../common/initializers.js';
+import {fail, PaddingArg, pair} from '../common/arguments.js';
+import {convNormGeometry, resolvePadding, spectrumShape} from './geometry.js';
 import {checkConvNormInputs, checkMethod, convNorm, ConvNormMethod} from './op.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
-        serializeObject} from './serialization.js';
+        serializeObject} from '../common/serialization.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
 
 /** Floor of the reference's rampdown factor, so the running V keeps following the weights. */

@@ -2,9 +2,9 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
 
-import {arange, DftMatrix, forwardDft, inverseDft, inverseRealDft} from '../engine/dft.js';
-import {convNormGeometry, ConvNormGeometry, fail, isPointwise, pair, PaddingArg, resolvePadding,
-        spectrumShape} from './geometry.js';
+import {arange, DftMatrix, forwardDft, inverseDft, inverseRealDft} from './dft.js';
+import {fail, PaddingArg, pair} from '../common/arguments.js';
+import {convNormGeometry, ConvNormGeometry, isPointwise, resolvePadding, spectrumShape} from './geometry.js';
 import {fourierConvNorm} from './fourier.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
 

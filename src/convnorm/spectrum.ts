@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 
-import {halfSpectrumSize, RealMatrix, tapBasis} from '../engine/dft.js';
-import {fail, isPointwise} from './geometry.js';
+import {halfSpectrumSize, RealMatrix, tapBasis} from './dft.js';
+import {fail} from '../common/arguments.js';
+import {isPointwise} from './geometry.js';
 
 /**
  * Added to sum_j |FFT(a_kj)|^2 before the inverse square root. The reference

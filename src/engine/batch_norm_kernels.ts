@@ -5,15 +5,15 @@
  * centring, scaling, the gradient's products and reductions); the kernels made
  * a ResNet-18 Conv+BN training step at batch 128 on wasm about 8 % faster.
  * Other backends (tfjs-node, webgl) keep the tf-op form, see
- * layers/batch_norm.ts.
+ * common/batch_norm.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../common/kernel_names.js';
 import {SimdKernels, simdKernels} from './simd.js';
 import type {WasmBackend} from './wasm_kernels.js';
 
-export const BATCH_NORM_FORWARD = 'ConvNormBatchNormForward';
-export const BATCH_NORM_BACKWARD = 'ConvNormBatchNormBackward';
+export {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD};
 const BACKENDS = ['cpu', 'wasm'];
 
 type Info = tf.TensorInfo;

@@ -10,10 +10,10 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
-import {fail, pair, PaddingArg, symmetricPadding} from '../convnorm/geometry.js';
+import {fail, PaddingArg, pair, symmetricPadding} from '../common/arguments.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
-        serializeObject} from '../convnorm/serialization.js';
-import {torchDefaultInit} from './initializers.js';
+        serializeObject} from '../common/serialization.js';
+import {torchDefaultInit} from '../common/initializers.js';
 
 export interface NormalizedConv2DArgs extends LayerArgs {
   /** Number of output channels C_out. */

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {fail} from '../convnorm/geometry.js';
+import {fail} from '../common/arguments.js';
 import {kernelToMatrix, matrixToKernel, NormalizedConv2D, NormalizedConv2DArgs} from './normalized_conv.js';
 
 /** The authors' eps added to the diagonal of S. */

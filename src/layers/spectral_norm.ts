@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {fail} from '../convnorm/geometry.js';
+import {fail} from '../common/arguments.js';
 import {kernelToMatrix, NormalizedConv2D, NormalizedConv2DArgs, offsetSeed} from './normalized_conv.js';
 
 /** PyTorch's spectral_norm eps: vectors are divided by max(||x||, eps). */

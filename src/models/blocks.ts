@@ -5,9 +5,9 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {convNorm2d} from '../convnorm/layer.js';
-import {fail} from '../convnorm/geometry.js';
+import {fail} from '../common/arguments.js';
 import {BatchNorm2D} from '../layers/batch_norm.js';
-import {torchDefaultInit} from '../layers/initializers.js';
+import {torchDefaultInit} from '../common/initializers.js';
 import {OniConv2D} from '../layers/oni.js';
 import {PlainConv2D} from '../layers/plain_conv.js';
 import {SpectralNormConv2D} from '../layers/spectral_norm.js';

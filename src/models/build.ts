@@ -4,7 +4,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {fail} from '../convnorm/geometry.js';
+import {fail} from '../common/arguments.js';
 import {checkNorm, NormKind} from './blocks.js';
 import {resnet} from './resnet.js';
 import {smallCnn} from './small_cnn.js';

@@ -19,7 +19,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
-import {fail} from '../convnorm/geometry.js';
+import {fail} from '../common/arguments.js';
 import {PlainConv2D} from '../layers/plain_conv.js';
 
 /**

@@ -4,7 +4,7 @@ import type {Constraint} from '@tensorflow/tfjs-layers/dist/constraints.js';
 import type {Initializer} from '@tensorflow/tfjs-layers/dist/initializers.js';
 import type {Regularizer} from '@tensorflow/tfjs-layers/dist/regularizers.js';
 
-import {fail} from './geometry.js';
+import {fail} from './arguments.js';
 
 export type {Constraint, Initializer, Regularizer};
 
