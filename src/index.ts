@@ -1,3 +1,11 @@
+/**
+ * The package's main entry, safe to bundle for a browser (no Node built-ins):
+ * the ConvNorm layer and op, the spectrum, the baselines' layers, the models,
+ * the training step, the analysis and the robustness maths, and a useBackend
+ * for pages. File-system IO, dataset files, training runs and checkpoints,
+ * threads and the command line come from the Node entry, `convnorm/node`
+ * (src/node.ts), which exports all of this too.
+ */
 export {ConvNorm2D, convNorm2d} from './convnorm/layer.js';
 export type {ConvNorm2DArgs} from './convnorm/layer.js';
 export {convNorm} from './convnorm/op.js';
@@ -7,9 +15,6 @@ export {ConvNormArgumentError} from './common/arguments.js';
 export type {PaddingArg} from './common/arguments.js';
 export {channelGains, convSingularValues, convSpectralNorm, spectrumRowScale} from './analysis/singular_values.js';
 export type {KernelValues} from './analysis/singular_values.js';
-export {fileSystem, registerFileSystemRouter} from './io/file_system.js';
-export {BACKENDS, useBackend, wasmThreadCount} from './engine/backend.js';
-export type {BackendName, UseBackendOptions} from './engine/backend.js';
 export {BatchNorm2D} from './layers/batch_norm.js';
 export type {BatchNorm2DArgs} from './layers/batch_norm.js';
 export {NORMS} from './models/blocks.js';
@@ -36,6 +41,8 @@ export type {LayerSpectralNorm, ModelSpectra, UnitSpectraOptions, UnitSpectrum} 
 export {lipschitzBound} from './analysis/lipschitz.js';
 export {powerIterationNorm} from './analysis/power_iteration.js';
 export {setLeanBackprop} from './engine/lean_backprop.js';
+export {BROWSER_BACKENDS, engineInfo, useBackend} from './engine/backend.js';
+export type {BrowserBackendName, EngineInfo} from './engine/backend.js';
 
 // Data
 export type {ImageDataset} from './data/dataset.js';
@@ -43,27 +50,17 @@ export {datasetSize} from './data/dataset.js';
 export {Rng} from './data/random.js';
 export {CIFAR_NORMALIZATION, makeBatch} from './data/batches.js';
 export type {Augmentation, BatchOptions, Normalization} from './data/batches.js';
-export {DATASET_NAMES, loadDataset} from './data/load.js';
-export type {DatasetName, LoadDatasetOptions} from './data/load.js';
-export {loadCifar, parseCifarRecords} from './data/cifar.js';
-export {loadFashionMnist, loadMnist} from './data/mnist.js';
-export {loadEmbeddedMnist} from './data/mnist_embedded.js';
-export {readIdxImages, readIdxLabels} from './data/idx.js';
 export {applyLabelNoise, CIFAR10_ASYMMETRIC_FLIPS} from './data/noise.js';
 export type {LabelNoiseOptions, LabelNoiseResult} from './data/noise.js';
 export {subset, trainFraction, validationSplit} from './data/splits.js';
 
 // Training
-export {train} from './training/trainer.js';
-export type {EpochRecord, TrainOptions, TrainResult} from './training/trainer.js';
 export {learningRateAt, parseSchedule} from './training/schedule.js';
 export type {Schedule} from './training/schedule.js';
 export {evaluate, topKAccuracy} from './training/metrics.js';
 export type {EvalResult} from './training/metrics.js';
-export {loadCheckpoint, readCheckpoint, TrainError} from './training/checkpoint.js';
 export {ocnnLoss, ocnnPenalty} from './training/ocnn.js';
 export type {OcnnOptions} from './training/ocnn.js';
-export {checkExperiment, runExperiment} from './cli/experiment.js';
 export {checkAdversarial} from './training/adversarial.js';
 export type {AdversarialTraining, FreeAdversarialTraining, PgdAdversarialTraining} from './training/adversarial.js';
 
@@ -84,4 +81,3 @@ export {CORRUPTION_NAMES, corrupt, corruptDataset, corruptionsFor} from './robus
 export type {CorruptionName} from './robustness/corruptions/index.js';
 export {evaluateCorruptions} from './robustness/corruption_eval.js';
 export type {CorruptionEvalOptions, CorruptionEvalResult} from './robustness/corruption_eval.js';
-export type {ExperimentConfig} from './cli/experiment.js';

@@ -483,6 +483,23 @@ describe('corruption seeds, grey images and argument checks', () => {
     }
   });
 
+  it('jpeg_compression works where there is no Buffer (a page), with the same bytes', () => {
+    const shape: [number, number, number] = [16, 16, 3];
+    const images = randomImages(2, shape, 33);
+    const expected = corrupt({pixels: images, shape}, 'jpeg_compression', 2, 0);
+    const scope = globalThis as {Buffer?: unknown};
+    const saved = scope.Buffer;
+    delete scope.Buffer;
+    let actual: Uint8Array;
+    try {
+      actual = corrupt({pixels: images, shape}, 'jpeg_compression', 2, 0);
+      assert.equal(scope.Buffer, undefined, 'the stand-in outlived the call');
+    } finally {
+      scope.Buffer = saved;
+    }
+    assert.deepEqual(actual, expected);
+  });
+
   it('corruptionSeed depends on seed, name and severity', () => {
     const seeds = new Set<number>();
     for (const name of CORRUPTION_NAMES) for (const s of SEVERITIES) seeds.add(corruptionSeed(7, name, s));

@@ -6,7 +6,7 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {useBackend} from '../src/engine/backend.js';
+import {useBackend} from '../src/node/backend.js';
 
 describe('useBackend', () => {
   it('picks wasm when tfjs-node is absent, and can train a conv on it', async () => {

@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {ConvNorm2D, convNorm, convNorm2d, ConvNormArgumentError, convNormSpectrum, fileSystem,
-        registerFileSystemRouter} from '../src/index.js';
+        registerFileSystemRouter} from '../src/node.js';
 import {useTestBackend} from './helpers/backends.js';
 import {relativeError} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';

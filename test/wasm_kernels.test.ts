@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_kernels.js';
 import {SimdExports, setSimdKernels, simdKernels} from '../src/engine/simd.js';
-import {SimdHelpers} from '../src/engine/simd_helpers.js';
+import {SimdHelpers} from '../src/node/simd_helpers.js';
 import {collapseTranspose, registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
 import {useTestBackend} from './helpers/backends.js';
 import {assertClose} from './helpers/numerics.js';

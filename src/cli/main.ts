@@ -5,7 +5,7 @@ import {join} from 'node:path';
 import {Command, Option} from 'commander';
 
 import {DATASET_NAMES, loadDataset} from '../data/load.js';
-import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../engine/backend.js';
+import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../node/backend.js';
 import {ARCHITECTURES} from '../models/build.js';
 import {NORMS, NormKind} from '../models/blocks.js';
 import {evaluate} from '../training/metrics.js';

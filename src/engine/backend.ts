@@ -1,115 +1,89 @@
 /**
- * Backend selection. tfjs-node is used when the user has installed it (it is
- * never a dependency: its install downloads libtensorflow); otherwise wasm
- * (XNNPACK, fast forward convolutions) with the training kernels it lacks
- * registered, and cpu (pure JS) last.
+ * useBackend for a page (or any JS runtime without Node's threads): picks the
+ * fastest tfjs backend the app has loaded (webgpu, webgl, wasm, cpu) or the
+ * one named, and installs what the engine can install there. The backends
+ * themselves come from the app's imports (`@tensorflow/tfjs` brings webgl and
+ * cpu; `@tensorflow/tfjs-backend-webgpu` and `@tensorflow/tfjs-backend-wasm`
+ * are packages of their own), so this module loads none of them.
+ *
+ * On wasm the engine installs its training kernels and the SIMD module,
+ * compiled asynchronously as a page's main thread requires. tfjs-backend-wasm
+ * runs its own threads where the page is cross-origin isolated; the SIMD
+ * module's helper threads are Node workers (node/simd_helpers.ts), so in a
+ * page its kernels run on the calling thread. The Node entry (`convnorm/node`)
+ * exports a useBackend of its own with tfjs-node and threads.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-// tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
-import '@tensorflow/tfjs-layers';
 
-import os from 'node:os';
-import v8 from 'node:v8';
+import {installEngine} from './install.js';
+import {prepareSimdKernels} from './simd.js';
 
-import {registerBatchNormKernels} from './batch_norm_kernels.js';
-import {setLeanBackprop} from './lean_backprop.js';
-import {relaxedSimdValidates, setFusedMultiplyAdd, startSimdHelpers} from './simd.js';
-import {registerWasmTrainingKernels} from './wasm_kernels.js';
-import {startWasm} from './wasm_threads.js';
+/** The backends a page can use, fastest first. */
+export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
+export type BrowserBackendName = (typeof BROWSER_BACKENDS)[number];
 
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKENDS)[number];
-
-async function loadNodeBackend(): Promise<boolean> {
-  // A variable specifier keeps TypeScript and bundlers from requiring the optional package.
-  const name = '@tensorflow/tfjs-node';
-  try {
-    await import(name);
-    return tf.findBackendFactory('tensorflow') !== null;
-  } catch {
-    return false;
-  }
+/** What useBackend set up, for an app to show. */
+export interface EngineInfo {
+  /** The tfjs backend running. */
+  backend: string;
+  /** On wasm: whether the SIMD module runs, and why not when it does not. */
+  simdModule?: {running: boolean; reason?: string};
+  /** On wasm: whether tfjs-backend-wasm can run threads here (a cross-origin isolated page). */
+  wasmThreads?: {possible: boolean; reason?: string};
 }
 
-export interface UseBackendOptions {
-  /**
-   * Threads of the wasm backend (it picks its count once, when it first
-   * starts). Default: the CONVNORM_WASM_THREADS environment variable, else the
-   * number of CPU cores, at most 4. 1 runs the single-threaded build.
-   */
-  wasmThreads?: number;
-  /**
-   * Whether the SIMD module's matrix products use fused multiply-adds (relaxed
-   * SIMD; about twice the multiply-add throughput, and one rounding per term
-   * instead of two). Node 20 has relaxed SIMD behind a V8 flag, which is then
-   * set for the process: it only lets WebAssembly modules use the extra
-   * instructions. Default: true, unless the CONVNORM_FMA environment variable
-   * is 0. Chosen once, before the first SIMD kernel runs.
-   */
-  fusedMultiplyAdd?: boolean;
+let info: EngineInfo | undefined;
+
+/** What the last useBackend call set up (undefined before one). */
+export function engineInfo(): EngineInfo | undefined {
+  return info;
 }
 
-let wasmThreads: number | undefined;
-
-/** Threads the wasm backend runs (undefined until it has started). */
-export function wasmThreadCount(): number | undefined {
-  return wasmThreads;
-}
-
-/** Lets this process's WebAssembly use relaxed SIMD when the engine has it behind a flag (Node 20). */
-function allowRelaxedSimd(): void {
-  if (relaxedSimdValidates()) return;
-  v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-}
-
-function defaultWasmThreads(): number {
-  const fromEnv = Number(process.env.CONVNORM_WASM_THREADS);
-  if (Number.isInteger(fromEnv) && fromEnv >= 1) return fromEnv;
-  return Math.max(1, Math.min(4, os.cpus().length));
-}
+const MISSING: Record<BrowserBackendName, string> = {
+  webgpu: "import '@tensorflow/tfjs-backend-webgpu' (and serve the page from https or localhost)",
+  webgl: "import '@tensorflow/tfjs' or '@tensorflow/tfjs-backend-webgl'",
+  wasm: "import '@tensorflow/tfjs-backend-wasm' and call its setWasmPaths with where its .wasm files are served",
+  cpu: "import '@tensorflow/tfjs' or '@tensorflow/tfjs-backend-cpu'",
+};
 
 /**
- * Switches tfjs to the named backend, or to the fastest available, and returns
- * its name. Throws, naming the backends tried, when none can start.
+ * Switches tfjs to the named backend, or to the fastest one loaded that
+ * starts, installs the engine's kernels, and returns the backend's name.
+ * Throws, saying for each backend tried why it could not start, when none can.
  */
-export async function useBackend(name?: BackendName, options: UseBackendOptions = {}): Promise<BackendName> {
-  if (name !== undefined && !BACKENDS.includes(name)) {
-    throw new Error(`unknown backend '${name}'; choose one of ${BACKENDS.join(', ')}`);
+export async function useBackend(name?: BrowserBackendName): Promise<BrowserBackendName> {
+  if (name !== undefined && !BROWSER_BACKENDS.includes(name)) {
+    throw new Error(`unknown backend '${name}'; choose one of ${BROWSER_BACKENDS.join(', ')}`);
   }
-  // Production mode: no debug checks, and no "install tfjs-node" banner from the cpu backend.
-  tf.env().set('PROD', true);
-  setLeanBackprop(true);
-  registerBatchNormKernels();
-  const candidates = name === undefined ? [...BACKENDS] : [name];
+  const candidates = name === undefined ? [...BROWSER_BACKENDS] : [name];
   const failed: string[] = [];
   for (const candidate of candidates) {
-    if (candidate === 'tensorflow' && !(await loadNodeBackend())) {
-      failed.push('tensorflow (@tensorflow/tfjs-node is not installed)');
+    if (tf.findBackendFactory(candidate) === null) {
+      failed.push(`${candidate} (not loaded: ${MISSING[candidate]})`);
       continue;
     }
+    let started = false;
+    try {
+      started = await tf.setBackend(candidate);
+    } catch (e) {
+      failed.push(`${candidate} (${(e as Error).message})`);
+      continue;
+    }
+    if (!started) {
+      failed.push(`${candidate} (it did not start here)`);
+      continue;
+    }
+    await tf.ready();
+    installEngine();
+    info = {backend: candidate};
     if (candidate === 'wasm') {
-      registerWasmTrainingKernels();
-      const fma = options.fusedMultiplyAdd ?? process.env.CONVNORM_FMA !== '0';
-      if (fma) allowRelaxedSimd();
-      setFusedMultiplyAdd(fma);
-      if (wasmThreads === undefined) {
-        try {
-          wasmThreads = await startWasm(options.wasmThreads ?? defaultWasmThreads());
-        } catch {
-          failed.push('wasm');
-          continue;
-        }
-      }
+      const reason = await prepareSimdKernels(tf.backend());
+      info.simdModule = reason === null ? {running: true} : {running: false, reason};
+      const isolated = (globalThis as {crossOriginIsolated?: boolean}).crossOriginIsolated === true;
+      info.wasmThreads = isolated ? {possible: true}
+        : {possible: false, reason: 'the page is not cross-origin isolated (it needs COOP: same-origin and COEP: require-corp)'};
     }
-    if (await tf.setBackend(candidate)) {
-      await tf.ready();
-      // The SIMD module's batched products share their entries with one helper per extra thread.
-      if (candidate === 'wasm') await startSimdHelpers(tf.backend(), (wasmThreads ?? 1) - 1);
-      return candidate;
-    }
-    failed.push(candidate);
+    return candidate;
   }
   throw new Error(`no tfjs backend could start: tried ${failed.join('; ')}`);
 }

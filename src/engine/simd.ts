@@ -10,7 +10,26 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, SHARED_MEMORY_MODULE} from
   './simd/kernels_wasm.js';
-import type {HelperFunction, SimdHelpers} from './simd_helpers.js';
+
+/** Kernels of the module whose work helper threads can share, by index (the helpers' protocol uses it). */
+export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
+                                 'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
+                                 'conv_forward'] as const;
+export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
+
+/**
+ * Threads that take shares of a kernel's work on the same memory (in Node,
+ * node/simd_helpers.ts; a page has none, and each kernel runs on its thread).
+ */
+export interface WorkSharing {
+  /** Helper threads, beside the calling one. */
+  readonly count: number;
+  /**
+   * Runs `fn(...args, first, last)` over items [0, items): the helpers take
+   * shares, the calling thread its own through `here`; returns once all are done.
+   */
+  split(fn: HelperFunction, args: number[], items: number, here: (first: number, last: number) => void): void;
+}
 
 /** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
 export interface SimdExports {
@@ -53,8 +72,8 @@ interface EmscriptenModule {
 type Floats = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 export class SimdKernels {
-  /** Threads that share batched work (see simd_helpers.ts), once started. */
-  helpers: SimdHelpers | undefined;
+  /** Threads that share batched work, once started (in Node: node/simd_helpers.ts). */
+  helpers: WorkSharing | undefined;
 
   /**
    * @param fusedMultiplyAdd whether the products use relaxed SIMD's fused
@@ -151,43 +170,66 @@ export function decodeModule(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), ch => ch.charCodeAt(0));
 }
 
-/** The kernels on `backend`'s memory, when it is the wasm backend and the module can run there. */
-export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined {
-  if (!enabled || !('typedArrayFromHeap' in backend)) return undefined;
+/** The wasm backend's Emscripten module and memory, when `backend` is the wasm backend. */
+function wasmOf(backend: tf.KernelBackend): {module: EmscriptenModule; memory: WebAssembly.Memory} | undefined {
+  if (!('typedArrayFromHeap' in backend)) return undefined;
   const module = (backend as unknown as {wasm: EmscriptenModule}).wasm;
   const memory = backendMemory(module);
-  if (memory === undefined) return undefined;
-  let kernels = instances.get(memory);
+  return memory === undefined ? undefined : {module, memory};
+}
+
+/** The module variant a memory takes: shared or plain, with fused multiply-adds where they validate. */
+function variant(memory: WebAssembly.Memory): {source: string; fma: boolean} {
+  const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
+  const fma = fusedMultiplyAdd && relaxedSimdValidates();
+  return {source: shared ? (fma ? SHARED_MEMORY_FMA_MODULE : SHARED_MEMORY_MODULE) :
+                           (fma ? PLAIN_MEMORY_FMA_MODULE : PLAIN_MEMORY_MODULE), fma};
+}
+
+/**
+ * The kernels on `backend`'s memory, when it is the wasm backend and the
+ * module can run there. The first call on a memory compiles and instantiates
+ * the module synchronously, which browsers refuse on a page's main thread for
+ * a module this size: there `prepareSimdKernels` does it first.
+ */
+export function simdKernels(backend: tf.KernelBackend): SimdKernels | undefined {
+  const wasm = enabled ? wasmOf(backend) : undefined;
+  if (wasm === undefined) return undefined;
+  let kernels = instances.get(wasm.memory);
   if (kernels === undefined) {
-    const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;
-    const fma = fusedMultiplyAdd && relaxedSimdValidates();
-    const source = shared ? (fma ? SHARED_MEMORY_FMA_MODULE : SHARED_MEMORY_MODULE) :
-                            (fma ? PLAIN_MEMORY_FMA_MODULE : PLAIN_MEMORY_MODULE);
+    const {source, fma} = variant(wasm.memory);
     try {
       const compiled = new WebAssembly.Module(decodeModule(source));
-      const instance = new WebAssembly.Instance(compiled, {env: {memory}});
-      kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, memory, module, fma);
+      const instance = new WebAssembly.Instance(compiled, {env: {memory: wasm.memory}});
+      kernels = new SimdKernels(instance.exports as unknown as SimdExports, compiled, wasm.memory, wasm.module, fma);
     } catch {
       kernels = null;
     }
-    instances.set(memory, kernels);
+    instances.set(wasm.memory, kernels);
   }
   return kernels ?? undefined;
 }
 
 /**
- * Starts `count` helper threads for the SIMD kernels on `backend` (the wasm
- * backend on a shared memory; otherwise there is nothing to share and this
- * does nothing). Idempotent. Returns the number of helpers running.
+ * Compiles and instantiates the module for `backend` asynchronously (what a
+ * browser's main thread allows), so that simdKernels finds it ready. Returns
+ * why it cannot run there, or null when it runs.
  */
-export async function startSimdHelpers(backend: tf.KernelBackend, count: number): Promise<number> {
-  const kernels = simdKernels(backend);
-  if (kernels === undefined || count < 1) return 0;
-  if (kernels.helpers === undefined) {
-    const shared = typeof SharedArrayBuffer === 'function' && kernels.memory.buffer instanceof SharedArrayBuffer;
-    if (!shared) return 0;
-    const {SimdHelpers} = await import('./simd_helpers.js');
-    kernels.helpers = await SimdHelpers.start(kernels.compiled, kernels.memory, count);
+export async function prepareSimdKernels(backend: tf.KernelBackend): Promise<string | null> {
+  if (!enabled) return 'turned off (setSimdKernels(false))';
+  const wasm = wasmOf(backend);
+  if (wasm === undefined) return 'the backend is not tfjs-backend-wasm, or its memory cannot be found';
+  const known = instances.get(wasm.memory);
+  if (known !== undefined) return known === null ? 'this engine refused the module' : null;
+  const {source, fma} = variant(wasm.memory);
+  try {
+    const compiled = await WebAssembly.compile(decodeModule(source));
+    const instance = await WebAssembly.instantiate(compiled, {env: {memory: wasm.memory}});
+    instances.set(wasm.memory, new SimdKernels(instance.exports as unknown as SimdExports, compiled, wasm.memory,
+                                               wasm.module, fma));
+    return null;
+  } catch (e) {
+    instances.set(wasm.memory, null);
+    return `this engine refused the module (${(e as Error).message})`;
   }
-  return kernels.helpers.count;
 }

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 // tfjs-core's Node bundle registers no gradients; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
 
-import {useBackend} from '../../src/engine/backend.js';
+import {useBackend} from '../../src/node/backend.js';
 
 /** The backends every numerical test runs on. */
 export const TEST_BACKENDS = ['cpu', 'wasm'] as const;

@@ -15,7 +15,7 @@ if (process.env.NO_SHARED_MEMORY) {
 }
 const tf = await import('@tensorflow/tfjs-core');
 type Tensor = import('@tensorflow/tfjs-core').Tensor;
-const {useBackend, wasmThreadCount} = await import('../../src/engine/backend.js');
+const {useBackend, wasmThreadCount} = await import('../../src/node/backend.js');
 const {simdKernels} = await import('../../src/engine/simd.js');
 const backend = await useBackend('wasm');
 const x = tf.randomNormal([2, 9, 9, 4], 0, 1, 'float32', 1) as import('@tensorflow/tfjs-core').Tensor4D;

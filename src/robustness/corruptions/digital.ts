@@ -61,8 +61,7 @@ const JPEG_MOSAIC_IMAGES = 64;
  * the quality; the test measures the difference from Pillow's output. A
  * 1-channel image is encoded as the RGB image (v, v, v) and the decoded
  * channels, equal up to the colour transform's rounding, are averaged and
- * rounded back to one. jpeg-js's encoder returns a Node Buffer where a
- * CommonJS `module` exists, so a browser bundle of it needs a Buffer shim.
+ * rounded back to one.
  *
  * `src` and `dst` may hold several images stacked (NHWC), `count` of them,
  * coded as one tall picture: with 4:4:4 every 8x8 block is transformed and
@@ -111,9 +110,25 @@ export function jpegCompressionImages(src: Uint8Array, dst: Uint8Array, shape: I
   }
 }
 
+/**
+ * jpeg-js's encoder returns `Buffer.from(bytes)` wherever a CommonJS `module`
+ * is defined, as it is inside a bundle for a page, where Buffer is not: there
+ * a Uint8Array stands in for that one call.
+ */
+function encodeWithoutBuffer(rgba: Uint8Array, width: number, height: number, quality: number): {data: Uint8Array} {
+  const scope = globalThis as {Buffer?: unknown};
+  const shim = scope.Buffer === undefined;
+  if (shim) scope.Buffer = {from: (bytes: ArrayLike<number>) => Uint8Array.from(bytes)};
+  try {
+    return encodeJpeg({data: rgba, width, height}, quality);
+  } finally {
+    if (shim) delete scope.Buffer;
+  }
+}
+
 /** An RGBA picture of `height` x `width` through jpeg-js and back: its decoded RGB bytes. */
 function jpegRoundTrip(rgba: Uint8Array, height: number, width: number, quality: number): Uint8Array {
-  const encoded = encodeJpeg({data: rgba, width, height}, quality);
+  const encoded = encodeWithoutBuffer(rgba, width, height, quality);
   const decoded = decodeJpeg(encoded.data, {useTArray: true, formatAsRGBA: false});
   if (decoded.width !== width || decoded.height !== height) {
     throw new Error(`jpeg_compression: decoded ${decoded.width}x${decoded.height}, expected ${width}x${height}`);

@@ -9,11 +9,9 @@
  */
 import {Worker} from 'node:worker_threads';
 
-/** Kernels a helper can run, by index in the control block. */
-export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
-                                 'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
-                                 'conv_forward'] as const;
-export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
+import type * as tf from '@tensorflow/tfjs-core';
+
+import {HELPER_FUNCTIONS, HelperFunction, simdKernels, WorkSharing} from '../engine/simd.js';
 
 /** Per helper: sequence number, done (= sequence, or its negative on failure), function, arity, arguments. */
 const SLOTS = 24;
@@ -43,7 +41,7 @@ for (;;) {
 }
 `;
 
-export class SimdHelpers {
+export class SimdHelpers implements WorkSharing {
   private sequence = 0;
 
   private constructor(private readonly slots: Int32Array, readonly count: number) {}
@@ -107,4 +105,20 @@ export class SimdHelpers {
     if (failure !== undefined) throw failure;
     if (helperFailed) throw new Error(`a SIMD helper thread failed in ${fn}`);
   }
+}
+
+/**
+ * Starts `count` helper threads for the SIMD kernels on `backend` (the wasm
+ * backend on a shared memory; otherwise there is nothing to share and this
+ * does nothing). Idempotent. Returns the number of helpers running.
+ */
+export async function startSimdHelpers(backend: tf.KernelBackend, count: number): Promise<number> {
+  const kernels = simdKernels(backend);
+  if (kernels === undefined || count < 1) return 0;
+  if (kernels.helpers === undefined) {
+    const shared = typeof SharedArrayBuffer === 'function' && kernels.memory.buffer instanceof SharedArrayBuffer;
+    if (!shared) return 0;
+    kernels.helpers = await SimdHelpers.start(kernels.compiled, kernels.memory, count);
+  }
+  return kernels.helpers.count;
 }

@@ -1,0 +1,28 @@
+/**
+ * The package's Node entry (`convnorm/node`): everything the main entry
+ * exports, with Node's useBackend in place of the page's (tfjs-node when
+ * installed, else multi-threaded wasm with the SIMD module's helper threads),
+ * plus what needs Node: models saved to and loaded from the file system,
+ * dataset files, training runs with their checkpoints, and the experiments
+ * `convnorm train` runs.
+ */
+export * from './index.js';
+
+export {BACKENDS, useBackend, wasmThreadCount} from './node/backend.js';
+export type {BackendName, UseBackendOptions} from './node/backend.js';
+export {fileSystem, registerFileSystemRouter} from './io/file_system.js';
+
+// Dataset files
+export {DATASET_NAMES, loadDataset} from './data/load.js';
+export type {DatasetName, LoadDatasetOptions} from './data/load.js';
+export {loadCifar, parseCifarRecords} from './data/cifar.js';
+export {loadFashionMnist, loadMnist} from './data/mnist.js';
+export {loadEmbeddedMnist} from './data/mnist_embedded.js';
+export {readIdxImages, readIdxLabels} from './data/idx.js';
+
+// Training runs
+export {train} from './training/trainer.js';
+export type {EpochRecord, TrainOptions, TrainResult} from './training/trainer.js';
+export {loadCheckpoint, readCheckpoint, TrainError} from './training/checkpoint.js';
+export {checkExperiment, runExperiment} from './cli/experiment.js';
+export type {ExperimentConfig} from './cli/experiment.js';
