@@ -16,7 +16,7 @@ import {Command, InvalidArgumentError, Option} from 'commander';
 
 import {unitSpectra} from '../src/analysis/layer_spectra.js';
 import {RESNET18_LAYERS} from '../src/cli/isometry.js';
-import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/engine/backend.js';
+import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/node/backend.js';
 import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
