@@ -14,10 +14,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import {ConvNorm2D, convNorm, ConvNormMethod, convNormSpectrum} from '../src/index.js';
 import {useBackend} from '../src/node/backend.js';
 import {TEST_BACKENDS, useTestBackend} from './helpers/backends.js';
-import {caseName, decode, loadReference} from './helpers/fixtures.js';
+import {caseName, decode} from './helpers/fixtures.js';
 import {assertClose} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
 import {checkLayer, checkOp, Comparisons, NODE_TOLERANCES} from './helpers/reference_checks.js';
+import {loadReference} from './helpers/reference_file.js';
 
 const TOL = NODE_TOLERANCES.value;
 const ref = loadReference();

@@ -16,7 +16,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {installEngine} from './install.js';
-import {prepareSimdKernels} from './simd.js';
+import {prepareSimdKernels, wasmMemoryShared} from './simd.js';
 
 /** The backends a page can use, fastest first. */
 export const BROWSER_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
@@ -28,8 +28,11 @@ export interface EngineInfo {
   backend: string;
   /** On wasm: whether the SIMD module runs, and why not when it does not. */
   simdModule?: {running: boolean; reason?: string};
-  /** On wasm: whether tfjs-backend-wasm can run threads here (a cross-origin isolated page). */
-  wasmThreads?: {possible: boolean; reason?: string};
+  /**
+   * On wasm: whether tfjs-backend-wasm runs its threaded build (on shared
+   * memory), which a page gets when it is cross-origin isolated, and why not.
+   */
+  wasmThreads?: {running: boolean; reason?: string};
 }
 
 let info: EngineInfo | undefined;
@@ -80,8 +83,8 @@ export async function useBackend(name?: BrowserBackendName): Promise<BrowserBack
       const reason = await prepareSimdKernels(tf.backend());
       info.simdModule = reason === null ? {running: true} : {running: false, reason};
       const isolated = (globalThis as {crossOriginIsolated?: boolean}).crossOriginIsolated === true;
-      info.wasmThreads = isolated ? {possible: true}
-        : {possible: false, reason: 'the page is not cross-origin isolated (it needs COOP: same-origin and COEP: require-corp)'};
+      info.wasmThreads = wasmMemoryShared(tf.backend()) === true ? {running: true} : {running: false, reason: isolated
+        ? 'this engine lacks WebAssembly threads' : 'the page is not cross-origin isolated (it needs COOP: same-origin and COEP: require-corp)'};
     }
     return candidate;
   }

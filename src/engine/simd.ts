@@ -178,6 +178,13 @@ function wasmOf(backend: tf.KernelBackend): {module: EmscriptenModule; memory: W
   return memory === undefined ? undefined : {module, memory};
 }
 
+/** Whether `backend` is the wasm backend on shared memory (its threaded build), or undefined when it is not wasm. */
+export function wasmMemoryShared(backend: tf.KernelBackend): boolean | undefined {
+  const wasm = wasmOf(backend);
+  return wasm === undefined ? undefined
+    : typeof SharedArrayBuffer === 'function' && wasm.memory.buffer instanceof SharedArrayBuffer;
+}
+
 /** The module variant a memory takes: shared or plain, with fused multiply-adds where they validate. */
 function variant(memory: WebAssembly.Memory): {source: string; fma: boolean} {
   const shared = typeof SharedArrayBuffer === 'function' && memory.buffer instanceof SharedArrayBuffer;

@@ -1,5 +1,3 @@
-import {readFileSync} from 'node:fs';
-
 import * as tf from '@tensorflow/tfjs-core';
 
 /** A float32 array as reference/make_fixtures.py stores it (tfjs layout). */
@@ -40,15 +38,11 @@ export interface ReferenceFixtures {
   cases: GeometryFixture[];
 }
 
-export function loadReference(): ReferenceFixtures {
-  const url = new URL('../fixtures/convnorm-reference.json', import.meta.url);
-  return JSON.parse(readFileSync(url, 'utf8')) as ReferenceFixtures;
-}
-
+/** A stored array as a float32 tensor (atob: the same in Node and in a page). */
 export function decode(e: Encoded): tf.Tensor {
-  const bytes = Buffer.from(e.data, 'base64');
-  const values = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-  return tf.tensor(Float32Array.from(values), e.shape);
+  const binary = atob(e.data);
+  const bytes = Uint8Array.from(binary, ch => ch.charCodeAt(0));
+  return tf.tensor(new Float32Array(bytes.buffer), e.shape);
 }
 
 export function caseName(c: GeometryFixture, l?: LayerFixture): string {
