@@ -32,6 +32,7 @@ import {deconvOrthDist, ocnnKernels, ocnnLoss, ocnnPenalty, orthDist} from '../s
 import {TrainStep} from '../src/training/step.js';
 import {useTestBackend} from './helpers/backends.js';
 import {decode, Encoded} from './helpers/fixtures.js';
+import {assertFirstOrderDescent} from './helpers/descent.js';
 import {relativeError} from './helpers/numerics.js';
 import {randomTensor, rng, uniformValues} from './helpers/random.js';
 
@@ -676,19 +677,22 @@ describe('every norm in the small CNN and ResNet-18 (wasm): trains, saves, reloa
   });
 
   for (const norm of NORMS) {
-    it(`small CNN with ${norm}: the loss on 16 images falls, constant tensor count, disk round trip`, async () => {
+    it(`small CNN with ${norm}: a step descends along its gradient, BN nets memorize 16 images, constant tensor count, disk round trip`, async () => {
+      const [x, y] = memorizationBatch(8);
+      const probe = smallCnn({norm, inputShape: [8, 8, 3], seed: 1});
+      assertFirstOrderDescent(probe, x, y, `small CNN ${norm}`);
+      probe.dispose();
       const model = smallCnn({norm, inputShape: [8, 8, 3], seed: 1});
       const step = new TrainStep(model, {learningRate: 0.1});
-      const [x, y] = memorizationBatch(8);
       const losses = [step.run(x, y), step.run(x, y)];
       const count = tf.memory().numTensors;
       for (let i = 0; i < 13; i++) losses.push(step.run(x, y));
       assert.equal(tf.memory().numTensors, count, 'tensor count grew');
-      assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
       // Without BatchNorm (none, convnorm-nobn) the net sits on the label marginal (2.253) for tens of
       // steps at this learning rate (the signal fades through the PyTorch-initialized layers).
-      const factor = BATCH_NORMED.has(norm) ? 0.5 : 0.99;
-      assert.ok(losses.at(-1)! < factor * losses[0], `loss did not fall below ${factor}x: ${losses[0]} -> ${losses.at(-1)}`);
+      if (BATCH_NORMED.has(norm)) {
+        assert.ok(losses.at(-1)! < 0.5 * losses[0], `loss did not fall below half: ${losses[0]} -> ${losses.at(-1)}`);
+      }
       await assertRoundTrip(model, x, join(root, `cnn-${norm}`));
       tf.dispose([x, y]);
       step.dispose();
@@ -723,32 +727,28 @@ describe('every norm in the small CNN and ResNet-18 (wasm): trains, saves, reloa
   });
 
   for (const norm of NORMS) {
-    it(`ResNet-18 with ${norm}: a training step, disk round trip with the same inference predictions`, async () => {
+    it(`ResNet-18 with ${norm}: a step descends along its gradient; disk round trip with the same inference predictions`, async () => {
       const model = resnet({depth: 18, norm, inputShape: [8, 8, 3], seed: 2});
       const expectedClass = {sn: 'SpectralNormConv2D', oni: 'OniConv2D'}[norm as string];
       if (expectedClass) assert.equal(model.layers.filter(l => l.getClassName() === expectedClass).length, 20);
-      const step = new TrainStep(model, {learningRate: 0.02});
       const [x, y] = memorizationBatch(8);
-      const loss = step.run(x, y);
-      assert.ok(Number.isFinite(loss), `loss ${loss}`);
+      assertFirstOrderDescent(model, x, y, `ResNet-18 ${norm}`);
       await assertRoundTrip(model, x, join(root, `resnet-${norm}`));
       tf.dispose([x, y]);
-      step.dispose();
       model.dispose();
     });
   }
 
-  for (const norm of NORMS) {
+  // Without BatchNorm the PyTorch-initialized ResNet barely moves in 10 steps; the descent check above covers it.
+  for (const norm of NORMS.filter(n => BATCH_NORMED.has(n))) {
     it(`ResNet-18 with ${norm} memorizes 16 images`, () => {
       const model = resnet({depth: 18, norm, inputShape: [8, 8, 3], seed: 2});
-      // With BatchNorm, lr 0.1 overshoots on 16 images (the loss climbs to ~7 first); without, 0.02 barely moves.
-      const step = new TrainStep(model, {learningRate: BATCH_NORMED.has(norm) ? 0.02 : 0.1});
+      // lr 0.1 overshoots on 16 images (the loss climbs to ~7 first).
+      const step = new TrainStep(model, {learningRate: 0.02});
       const [x, y] = memorizationBatch(8);
       const losses: number[] = [];
       for (let i = 0; i < 10; i++) losses.push(step.run(x, y));
-      assert.ok(losses.every(Number.isFinite), `losses ${losses}`);
-      const factor = BATCH_NORMED.has(norm) ? 0.5 : 0.99;
-      assert.ok(losses.at(-1)! < factor * losses[0], `loss did not fall below ${factor}x: ${losses}`);
+      assert.ok(losses.at(-1)! < 0.5 * losses[0], `loss did not fall below half: ${losses}`);
       tf.dispose([x, y]);
       step.dispose();
       model.dispose();
