@@ -1,27 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
-import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../common/batch_norm.js';
-import {torchDefaultInit} from '../common/initializers.js';
 import {fail, PaddingArg, pair} from '../common/arguments.js';
-import {convNormGeometry, resolvePadding, spectrumShape} from './geometry.js';
-import {checkConvNormInputs, checkMethod, convNorm, ConvNormMethod} from './op.js';
+import {applyBatchNorm, BatchNormState, checkBatchStatistics} from '../common/batch_norm.js';
+import type {ConvArgs} from '../common/conv_args.js';
+import {torchDefaultInit} from '../common/initializers.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
         serializeObject} from '../common/serialization.js';
+import {convNormGeometry, resolvePadding, spectrumShape} from './geometry.js';
+import {checkConvNormInputs, checkMethod, convNorm, ConvNormMethod} from './op.js';
 import {convNormSpectrum, DEFAULT_SPECTRUM_EPSILON} from './spectrum.js';
 
 /** Floor of the reference's rampdown factor, so the running V keeps following the weights. */
 const MIN_RAMPDOWN_FACTOR = 0.01;
 
-export interface ConvNorm2DArgs extends LayerArgs {
-  /** Number of output channels C_out. */
-  filters: number;
-  /** Kernel height and width: one number or [kh, kw]. */
-  kernelSize: number | [number, number];
-  /** Stride: one number or [sh, sw]. Default 1. */
-  strides?: number | [number, number];
+export interface ConvNorm2DArgs extends ConvArgs {
   /**
    * Zero padding per side, p <= k - 1: an integer, [ph, pw], 'valid' (0) or
    * 'same' ((k-1)/2, odd kernels only; PyTorch's sampling grid). Default 0.
@@ -47,10 +41,6 @@ export interface ConvNorm2DArgs extends LayerArgs {
   epsilon?: number;
   /** Initializer of the conv kernel. Default PyTorch's (uniform, bound 1/sqrt(fan_in)), as the reference. */
   kernelInitializer?: Initializer | SerializedObject | string;
-  /** Regularizer of the conv kernel. */
-  kernelRegularizer?: Regularizer | SerializedObject;
-  /** Constraint on the conv kernel. */
-  kernelConstraint?: Constraint | SerializedObject;
   /** Seed of the default initializers, for reproducible weights. */
   seed?: number;
   /** How the preconditioned convolution is computed ('auto', 'spatial' or 'fourier'); the result is the same. */

@@ -7,21 +7,15 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import type {LayerArgs} from '@tensorflow/tfjs-layers/dist/engine/topology.js';
 import type {Kwargs} from '@tensorflow/tfjs-layers/dist/types.js';
 
 import {fail, PaddingArg, pair, symmetricPadding} from '../common/arguments.js';
+import type {ConvArgs} from '../common/conv_args.js';
+import {torchDefaultInit} from '../common/initializers.js';
 import {Constraint, deserializeObject, Initializer, Regularizer, SerializedObject,
         serializeObject} from '../common/serialization.js';
-import {torchDefaultInit} from '../common/initializers.js';
 
-export interface NormalizedConv2DArgs extends LayerArgs {
-  /** Number of output channels C_out. */
-  filters: number;
-  /** Kernel height and width: one number or [kh, kw]. */
-  kernelSize: number | [number, number];
-  /** Stride: one number or [sh, sw]. Default 1. */
-  strides?: number | [number, number];
+export interface NormalizedConv2DArgs extends ConvArgs {
   /**
    * Zero padding on each side, as PyTorch's Conv2d: an integer, [ph, pw],
    * 'valid' (0) or 'same' ((k-1)/2, odd kernels). Default 0. Unlike tfjs's
@@ -35,10 +29,6 @@ export interface NormalizedConv2DArgs extends LayerArgs {
   kernelInitializer?: Initializer | SerializedObject | string;
   /** Initializer of the bias. Default PyTorch's (uniform, bound 1/sqrt(fan_in)). */
   biasInitializer?: Initializer | SerializedObject | string;
-  /** Regularizer of the raw kernel. */
-  kernelRegularizer?: Regularizer | SerializedObject;
-  /** Constraint on the raw kernel. */
-  kernelConstraint?: Constraint | SerializedObject;
   /** Seed of the default initializers (kernel: seed, bias: seed + 1, layer state: seed + 2, ...). */
   seed?: number;
 }
