@@ -10,7 +10,8 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {channelGains, convSingularValues, convSpectralNorm, KernelValues, spectrumRowScale,
+import {channelGains, channelResponse} from '../src/analysis/channel_response.js';
+import {convSingularValues, convSpectralNorm, KernelValues, spectrumRowScale,
         symmetricEigenvalues} from '../src/analysis/singular_values.js';
 import {convNormSpectrum} from '../src/index.js';
 import {useTestBackend} from './helpers/backends.js';
@@ -56,6 +57,7 @@ describe('channel-wise isometry', () => {
       const spectrum = tf.tidy(() => convNormSpectrum(tf.tensor4d(kernel.data as Float32Array, shape), [mh, mw]))
         .dataSync() as Float32Array;
       const pointwise = kh === 1 && kw === 1;
+      const response = channelResponse(kernel, [mh, mw], spectrumRowScale(spectrum, [mh, mw], pointwise));
       for (let k = 0; k < cout; k++) {
         const v = spatialFilter(spectrum, k, mh, mw, pointwise);
         // Effective kernel e_kj = v_k (*) a_kj (circular on the M grid), then its DFT.
@@ -87,6 +89,9 @@ describe('channel-wise isometry', () => {
         }
         // float32 V: about 1e-7 relative per entry.
         for (const p of power) assert.ok(Math.abs(p - 1) < 1e-5, `channel ${k}: sum_j |FFT|^2 = ${p}`);
+        // channelResponse's |FFT| map, mirrored from half the grid, against this full-grid one.
+        power.forEach((p, f) => assert.ok(Math.abs(response.gains[k][f] ** 2 - p) < 1e-6,
+                                          `channel ${k}, frequency ${f}: ${response.gains[k][f] ** 2} vs ${p}`));
         const channel: KernelValues = {
           data: Float32Array.from({length: kh * kw * cin}, (_, i) => kernel.data[i * cout + k]),
           shape: [kh, kw, cin, 1],
@@ -99,6 +104,47 @@ describe('channel-wise isometry', () => {
       assert.ok(gains.isometryError < 1e-5 && Math.abs(gains.maxChannelNorm - 1) < 1e-5);
       // The plain convolution is nowhere near an isometry.
       assert.ok(channelGains(kernel, [mh, mw]).isometryError > 0.1);
+    });
+  }
+});
+
+describe('channelResponse', () => {
+  for (const {kernel: shape, input} of SHAPES) {
+    it(`each channel's |FFT| on the whole grid, its spectral norm and isometry error, against a naive DFT (${shape})`, () => {
+      const [kh, kw, cin, cout] = shape;
+      const kernel = kernelValues(shape, 7 * kh + 3 * kw + cin);
+      const [mh, mw] = [input[0] + kh - 1, input[1] + kw - 1];
+      const response = channelResponse(kernel, [mh, mw]);
+      assert.deepEqual(response.grid, [mh, mw]);
+      for (let k = 0; k < cout; k++) {
+        let norm = 0;
+        let error = 0;
+        for (let u = 0; u < mh; u++) {
+          for (let v = 0; v < mw; v++) {
+            let power = 0;
+            for (let j = 0; j < cin; j++) {
+              let re = 0;
+              let im = 0;
+              for (let a = 0; a < kh; a++) {
+                for (let b = 0; b < kw; b++) {
+                  const t = 2 * Math.PI * (a * u / mh + b * v / mw);
+                  re += kernel.data[((a * kw + b) * cin + j) * cout + k] * Math.cos(t);
+                  im -= kernel.data[((a * kw + b) * cin + j) * cout + k] * Math.sin(t);
+                }
+              }
+              power += re * re + im * im;
+            }
+            const gain = response.gains[k][u * mw + v];
+            assert.ok(Math.abs(gain - Math.sqrt(power)) < 1e-12, `channel ${k} at (${u}, ${v}): ${gain} vs ${Math.sqrt(power)}`);
+            norm = Math.max(norm, Math.sqrt(power));
+            error = Math.max(error, Math.abs(power - 1));
+          }
+        }
+        assert.ok(Math.abs(response.norms[k] - norm) < 1e-12, `channel ${k} norm`);
+        assert.ok(Math.abs(response.isometryErrors[k] - error) < 1e-12, `channel ${k} isometry error`);
+      }
+      // A kaiming-scaled random kernel is far from an isometry: the test above sees it.
+      assert.ok(Math.max(...response.isometryErrors) > 0.1);
     });
   }
 });

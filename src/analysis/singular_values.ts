@@ -5,8 +5,9 @@
  * the C_out x C_in complex matrix P(f) = FFT2(kernel zero-padded to the grid)(f).
  * Plain float64 JavaScript: this is analysis, run on weights read back from
  * whatever backend trained them. The exact computations, strided ones
- * included, live in ./circular_spectrum.ts; this module keeps the per-channel
- * isometry measure and the readers of ConvNorm's V.
+ * included, live in ./circular_spectrum.ts, the per-channel isometry measure
+ * in ./channel_response.ts; this module keeps the frequency matrices and the
+ * reader of ConvNorm's V.
  */
 import {circularSpectrum} from './circular_spectrum.js';
 import {hermitianEigenvalues} from './hermitian_eigenvalues.js';
@@ -157,29 +158,6 @@ export function convSpectralNorm(kernel: KernelValues, grid: readonly [number, n
     }
   }
   return best;
-}
-
-/**
- * Per output channel k and frequency f, the gain g_k(f) = sum_j |scale_k(f) FFT(a_kj)(f)|^2.
- * Channel k alone is a 1 x C_in matrix per frequency, so sqrt(max_f g_k(f)) is
- * its spectral norm, and g_k = 1 everywhere is ConvNorm's channel-wise isometry.
- */
-export function channelGains(kernel: KernelValues, grid: readonly [number, number],
-                             rowScale?: RowScale): {isometryError: number; maxChannelNorm: number} {
-  let isometryError = 0;
-  let maxGain = 0;
-  for (let u = 0; u < grid[0]; u++) {
-    for (let v = 0; v <= Math.floor(grid[1] / 2); v++) {
-      const p = frequencyMatrix(kernel, grid, u, v, rowScale);
-      for (let k = 0; k < p.rows; k++) {
-        let gain = 0;
-        for (let j = 0; j < p.cols; j++) gain += p.re[k * p.cols + j] ** 2 + p.im[k * p.cols + j] ** 2;
-        isometryError = Math.max(isometryError, Math.abs(gain - 1));
-        maxGain = Math.max(maxGain, gain);
-      }
-    }
-  }
-  return {isometryError, maxChannelNorm: Math.sqrt(maxGain)};
 }
 
 /** RowScale reading ConvNorm's V ([C_out, Mh, floor(Mw/2)+1], or [C_out] for 1x1) with Hermitian symmetry. */

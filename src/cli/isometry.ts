@@ -7,8 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {channelGains, convSpectralNorm, KernelValues, RowScale,
-        spectrumRowScale} from '../analysis/singular_values.js';
+import {channelGains} from '../analysis/channel_response.js';
+import {convSpectralNorm, KernelValues, RowScale, spectrumRowScale} from '../analysis/singular_values.js';
 import {convNorm2d} from '../convnorm/layer.js';
 import {torchDefaultInit} from '../common/initializers.js';
 import {formatTable} from '../report/table.js';
