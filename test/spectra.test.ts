@@ -29,7 +29,7 @@ import {EigenvalueDecomposition, Matrix, SingularValueDecomposition} from 'ml-ma
 
 import {circularSpectrum} from '../src/analysis/circular_spectrum.js';
 import {hermitianEigenvalues} from '../src/analysis/hermitian_eigenvalues.js';
-import {unitSpectra, UnitSpectrum} from '../src/analysis/layer_spectra.js';
+import {convKernels, unitSpectra, UnitSpectrum} from '../src/analysis/layer_spectra.js';
 import {powerIterationNorm} from '../src/analysis/power_iteration.js';
 import {convSingularValues, KernelValues} from '../src/analysis/singular_values.js';
 import {convNorm2d, ConvNorm2D} from '../src/convnorm/layer.js';
@@ -487,6 +487,30 @@ function jacobianNorm(model: tfl.LayersModel, x: tf.Tensor): number {
     Array.from(tf.grad(z => tf.sum(tf.slice(model.apply(z) as tf.Tensor, [0, i], [1, 1])))(x).dataSync())));
   return singularValues(new Matrix(rows))[0];
 }
+
+describe('convKernels', () => {
+  it("lists every convolution's raw kernel, input size and ConvNorm grid, in model order", async () => {
+    await useTestBackend('cpu');
+    for (const norm of ['convnorm', 'sn'] as const) {
+      const model = buildModel({architecture: 'small-cnn', norm, numClasses: 3, inputShape: [12, 10, 2], seed: 3});
+      const before = tf.memory().numTensors;
+      const kernels = convKernels(model);
+      assert.equal(tf.memory().numTensors, before);
+      const convs = model.layers.filter(l => l instanceof ConvNorm2D || l instanceof SpectralNormConv2D);
+      assert.deepEqual(kernels.map(k => k.name), convs.map(l => l.name));
+      assert.deepEqual(kernels.map(k => k.className), convs.map(() => norm === 'sn' ? 'SpectralNormConv2D' : 'ConvNorm2D'));
+      // Max-pools halve (floor) the size after every second conv.
+      assert.deepEqual(kernels.map(k => k.inputSize), [[12, 10], [12, 10], [6, 5], [6, 5], [3, 2], [3, 2]]);
+      assert.deepEqual(kernels.map(k => k.grid), [[14, 12], [14, 12], [8, 7], [8, 7], [5, 4], [5, 4]]);
+      kernels.forEach((k, i) => {
+        const raw = convs[i].weights.find(w => w.originalName.endsWith('/kernel'))!.read();
+        assert.deepEqual(k.kernel.shape, raw.shape);
+        assert.deepEqual(Array.from(k.kernel.data), Array.from(raw.dataSync()), 'the raw kernel, not a normalized one');
+      });
+      model.dispose();
+    }
+  });
+});
 
 describe('Lipschitz bound', () => {
   it('a residual block: (b1 b2 + b_shortcut) / sqrt(HW) ||K||, and above the Jacobian norm at random points', async () => {

@@ -360,6 +360,32 @@ function unitSpectrum(unit: ConvUnit, index: number, options: UnitSpectraOptions
   return result;
 }
 
+/** A convolution's kernel as the model holds it, with the grid ConvNorm's V lives on. */
+export interface ConvKernel {
+  /** The layer's name. */
+  name: string;
+  /** Its class name (ConvNorm2D, Conv2D, PlainConv2D, SpectralNormConv2D, OniConv2D). */
+  className: string;
+  /** The raw kernel [kh, kw, C_in, C_out]: before ConvNorm's preconditioning, SN's and ONI's normalization. */
+  kernel: KernelValues;
+  /** The layer's input height and width. */
+  inputSize: [number, number];
+  /** ConvNorm's Fourier grid for that input, (H + kh - 1) x (W + kw - 1). */
+  grid: [number, number];
+}
+
+/** The raw kernel of every convolution of a model, in model order (read back; no tensor outlives the call). */
+export function convKernels(model: tfl.LayersModel): ConvKernel[] {
+  return model.layers.filter(isConv).map(conv => {
+    const input = (conv.input as tfl.SymbolicTensor).shape;
+    const [h, w] = [input[1], input[2]];
+    if (h == null || w == null) throw new Error(`${conv.name} needs a known input height and width, got [${input}]`);
+    const kernel = kernelValues(weight(conv, 'kernel')!.read());
+    return {name: conv.name, className: conv.getClassName(), kernel, inputSize: [h, w],
+            grid: [h + kernel.shape[0] - 1, w + kernel.shape[1] - 1]};
+  });
+}
+
 /**
  * Spectra of every conv unit of a model built by buildModel (or any model
  * of the same layers), in inference mode, and the product bound on its

@@ -19,6 +19,7 @@ import {CORRUPTION_NAMES} from '../robustness/corruptions/index.js';
 import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 import {openRun} from './run_model.js';
+import {serveDemo} from './serve_demo.js';
 import {spectrumCommand, SpectrumCommandOptions} from './spectrum.js';
 
 function integer(flag: string) {
@@ -322,6 +323,16 @@ program.command('spectrum')
   .addOption(threadsOption())
   .action(async (runDir: string, options: SpectrumCommandOptions & {backend?: BackendName; threads?: number}) => {
     await spectrumCommand(runDir, options, () => startBackend(options));
+  });
+
+program.command('serve-demo')
+  .description('serves the demo page (ConvNorm on a kernel; the small CNN trained live in the browser) on a local ' +
+               'web server, cross-origin isolated so that threaded wasm runs')
+  .addOption(new Option('--port <n>', 'TCP port (0: any free one)').default(8080).argParser(integer('--port')))
+  .addOption(new Option('--host <address>', 'interface to listen on').default('127.0.0.1'))
+  .action(async (options: {port: number; host: string}) => {
+    const {url} = await serveDemo(options);
+    console.log(`convnorm demo page: ${url}  (Ctrl-C stops the server)`);
   });
 
 program.parseAsync().catch((e: Error) => {
