@@ -26,6 +26,7 @@ import {Rng} from '../src/data/random.js';
 import {formatTable} from '../src/report/table.js';
 import {pgd} from '../src/robustness/pgd.js';
 import {TrainStep} from '../src/training/step.js';
+import {benchBrowser} from './browser.js';
 import {convolutionFlopsPerImage, simdPeak} from './peak.js';
 
 const NORMS: NormKind[] = ['bn', 'convnorm'];
@@ -48,6 +49,10 @@ interface Options {
   spectrum: boolean;
   spectrumResnet18: boolean;
   json: string;
+  browser: boolean;
+  browserBackends: string[];
+  browserBatch: number;
+  browserUnit: number[];
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -262,6 +267,12 @@ const f2 = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : '-');
 const ratio = (a: unknown, b: unknown) => (typeof a === 'number' && typeof b === 'number' ? a / b : undefined);
 
 async function main(opts: Options & {runNetwork?: string}) {
+  if (opts.browser) {
+    const [channels, size, batch] = opts.browserUnit;
+    await benchBrowser({backends: opts.browserBackends, reps: opts.reps, steps: opts.steps, batch: opts.browserBatch,
+                        unit: {channels, size, batch}, json: opts.json});
+    return;
+  }
   const backend = await useBackend(opts.backend, {fusedMultiplyAdd: opts.fma});
   const threads = backend === 'wasm' ? wasmThreadCount() : undefined;
   setSimdKernels(opts.simd);
@@ -393,6 +404,16 @@ const program = new Command('bench')
   .option('--attack-images <n>', 'images of the PGD-10 timing with the small CNN (0 to skip)', Number, 1000)
   .option('--no-spectrum', 'skip the timing of convnorm spectrum on a 512 -> 512 unit')
   .option('--spectrum-resnet18', 'also time convnorm spectrum on a whole CIFAR ResNet-18 with ConvNorm (about 2 minutes)')
+  .option('--browser', 'instead: ConvNorm against Conv+BN in headless Chromium on each browser backend')
+  .option('--browser-backends <list>', 'with --browser: the backends', list, ['webgpu', 'webgl', 'wasm', 'cpu'])
+  .option('--browser-batch <n>', 'with --browser: the small-CNN step\'s batch', Number, 32)
+  .option('--browser-unit <channels,size,batch>', 'with --browser: the conv unit timed', (v: string) => {
+    const xs = list(v).map(Number);
+    if (xs.length !== 3 || !xs.every(x => Number.isInteger(x) && x >= 2)) {
+      throw new InvalidArgumentError(`three integers >= 2 (channels, input side, batch), got '${v}'`);
+    }
+    return xs;
+  }, [32, 16, 16])
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);
