@@ -68,9 +68,11 @@ async function benchBackend(backend: BrowserBackendName, config: BrowserBenchCon
     result.unitMs[norm] = await timed(async () => {
       const {value, grads} = tf.variableGrads(() => tf.sum(model.apply(x, {training: true}) as tf.Tensor) as tf.Scalar,
                                               variables);
-      // Reading every gradient back waits for the GPU's queue.
-      await Promise.all(Object.values(grads).map(g => g.data()));
-      tf.dispose([value, ...Object.values(grads)]);
+      // One read back of something every gradient feeds waits for the whole queue (a read back per
+      // gradient would time webgpu's buffer mappings instead).
+      const total = tf.tidy(() => tf.addN(Object.values(grads).map(g => tf.sum(g))));
+      await total.data();
+      tf.dispose([value, total, ...Object.values(grads)]);
     }, config.reps);
     x.dispose();
     model.dispose();
