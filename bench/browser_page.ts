@@ -68,10 +68,11 @@ async function benchBackend(backend: BrowserBackendName, config: BrowserBenchCon
     result.unitMs[norm] = await timed(async () => {
       const {value, grads} = tf.variableGrads(() => tf.sum(model.apply(x, {training: true}) as tf.Tensor) as tf.Scalar,
                                               variables);
-      // One read back of something every gradient feeds waits for the whole queue (a read back per
-      // gradient would time webgpu's buffer mappings instead).
+      // One synchronous read back of something every gradient feeds waits for the whole queue, as the
+      // training step's does. (An async data() on webgpu in headless Chromium here takes about 1 s to
+      // resolve, whatever the work: it would time that instead.)
       const total = tf.tidy(() => tf.addN(Object.values(grads).map(g => tf.sum(g))));
-      await total.data();
+      total.dataSync();
       tf.dispose([value, total, ...Object.values(grads)]);
     }, config.reps);
     x.dispose();
