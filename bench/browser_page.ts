@@ -68,11 +68,10 @@ async function benchBackend(backend: BrowserBackendName, config: BrowserBenchCon
     result.unitMs[norm] = await timed(async () => {
       const {value, grads} = tf.variableGrads(() => tf.sum(model.apply(x, {training: true}) as tf.Tensor) as tf.Scalar,
                                               variables);
-      // One synchronous read back of something every gradient feeds waits for the whole queue, as the
-      // training step's does. (An async data() on webgpu in headless Chromium here takes about 1 s to
-      // resolve, whatever the work: it would time that instead.)
+      // One read back of something every gradient feeds waits for the whole queue. Asynchronous:
+      // webgpu's dataSync returns zeros on SwiftShader without waiting for the work.
       const total = tf.tidy(() => tf.addN(Object.values(grads).map(g => tf.sum(g))));
-      total.dataSync();
+      await total.data();
       tf.dispose([value, total, ...Object.values(grads)]);
     }, config.reps);
     x.dispose();
@@ -84,8 +83,8 @@ async function benchBackend(backend: BrowserBackendName, config: BrowserBenchCon
     const x = tf.randomNormal([config.batch, 32, 32, 3], 0, 1, 'float32', 2);
     const labels = tf.tensor1d(Array.from({length: config.batch}, (_, i) => i % 10), 'int32');
     result.tensors[norm] = [];
-    // step() reads the loss back, so it returns when the backend has finished the step.
-    result.stepMs[norm] = await timed(async () => { step.step(x, labels); }, config.steps,
+    // stepAsync() resolves when the loss is read back, so once the backend has finished the step.
+    result.stepMs[norm] = await timed(async () => { await step.stepAsync(x, labels); }, config.steps,
                                       () => result.tensors[norm].push(tf.memory().numTensors));
     tf.dispose([x, labels]);
     step.dispose();

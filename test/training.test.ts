@@ -228,6 +228,22 @@ describe('training (cpu)', () => {
     step.dispose();
   });
 
+  it('stepAsync takes the same step as step, bit for bit, and leaves no tensor behind', async () => {
+    const [a, b] = [tinyModel('convnorm', 6), tinyModel('convnorm', 6)];
+    const ds = tinyDataset(8, 12);
+    const {x, labels} = makeBatch(ds, Int32Array.from({length: 8}, (_, i) => i));
+    const [sa, sb] = [new TrainStep(a, {learningRate: 0.1}), new TrainStep(b, {learningRate: 0.1})];
+    for (let i = 0; i < 2; i++) {
+      const count = tf.memory().numTensors;
+      const async = await sb.stepAsync(x, labels);
+      assert.equal(tf.memory().numTensors, count, 'stepAsync leaked');
+      assert.deepEqual(async, sa.step(x, labels));
+    }
+    trainableVariables(a).forEach((v, i) => assert.ok(bytes(v).equals(bytes(trainableVariables(b)[i])), `weight ${i}`));
+    sa.dispose();
+    sb.dispose();
+  });
+
   let runA: TrainResult;
   let modelA: tfl.LayersModel;
   let dirA: string;

@@ -34,6 +34,31 @@ export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map(w => w.read() as tf.Variable);
 }
 
+/** A step's [loss, cross-entropy, extra loss, top-1 hits], read back once and released. */
+class Summary {
+  constructor(private readonly values: tf.Tensor) {}
+
+  dataSync(): ArrayLike<number> {
+    try {
+      return this.values.dataSync();
+    } finally {
+      this.values.dispose();
+    }
+  }
+
+  async data(): Promise<ArrayLike<number>> {
+    try {
+      return await this.values.data();
+    } finally {
+      this.values.dispose();
+    }
+  }
+}
+
+function readSummary(v: ArrayLike<number>): StepResult {
+  return {loss: v[0], crossEntropy: v[1], extraLoss: v[2], correct: v[3]};
+}
+
 /**
  * One SGD step as PyTorch's SGD(momentum, weight_decay) takes it: forward in
  * training mode, softmax cross-entropy, backward, g += wd * w, then
@@ -70,8 +95,17 @@ export class TrainStep {
    * indices [N]. Returns the loss, its parts and the batch's top-1 hits.
    */
   step(x: tf.Tensor, labels: tf.Tensor): StepResult {
-    const {result} = this.takeStep(x, labels, false);
-    return result;
+    return readSummary(this.takeStep(x, labels, false).summary.dataSync());
+  }
+
+  /**
+   * step() with the numbers read back asynchronously, which webgpu needs:
+   * its synchronous read is slow and, on Chromium's SwiftShader adapter,
+   * returns zeros without waiting for the step.
+   */
+  async stepAsync(x: tf.Tensor, labels: tf.Tensor): Promise<StepResult> {
+    const {summary} = this.takeStep(x, labels, false);
+    return readSummary(await summary.data());
   }
 
   /**
@@ -82,12 +116,12 @@ export class TrainStep {
    */
   stepWithInputGradient(x: tf.Tensor, labels: tf.Tensor,
                         preprocess: (x: tf.Tensor) => tf.Tensor): {result: StepResult; inputGradient: tf.Tensor} {
-    const {result, inputGradient} = this.takeStep(x, labels, true, preprocess);
-    return {result, inputGradient: inputGradient!};
+    const {summary, inputGradient} = this.takeStep(x, labels, true, preprocess);
+    return {result: readSummary(summary.dataSync()), inputGradient: inputGradient!};
   }
 
   private takeStep(x: tf.Tensor, labels: tf.Tensor, withInput: boolean,
-              preprocess?: (x: tf.Tensor) => tf.Tensor): {result: StepResult; inputGradient?: tf.Tensor} {
+              preprocess?: (x: tf.Tensor) => tf.Tensor): {summary: Summary; inputGradient?: tf.Tensor} {
     const lr = this.learningRate();
     let kept: tf.Tensor[] = [];
     let inputGradient: tf.Tensor | undefined;
@@ -119,9 +153,7 @@ export class TrainStep {
       return tf.stack([value, ...kept]);
     });
     tf.dispose(kept);
-    const [loss, crossEntropy, extraLoss, correct] = summary.dataSync();
-    summary.dispose();
-    return {result: {loss, crossEntropy, extraLoss, correct}, inputGradient};
+    return {summary: new Summary(summary), inputGradient};
   }
 
   private applyGradients(grads: tf.NamedTensorMap, lr: number): void {

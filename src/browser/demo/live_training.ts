@@ -84,7 +84,8 @@ export async function trainLive(train: ImageDataset, test: ImageDataset, options
       for (const run of runs) {
         const {x, labels} = makeBatch(train, indices);
         const start = performance.now();
-        const result = run.step.step(x, labels);
+        // Read back asynchronously: webgpu's synchronous read does not wait for the step.
+        const result = await run.step.stepAsync(x, labels);
         run.seconds += (performance.now() - start) / 1000;
         tf.dispose([x, labels]);
         run.images += indices.length;
