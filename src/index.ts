@@ -83,3 +83,7 @@ export {CORRUPTION_NAMES, corrupt, corruptDataset, corruptionsFor} from './robus
 export type {CorruptionName} from './robustness/corruptions/index.js';
 export {evaluateCorruptions} from './robustness/corruption_eval.js';
 export type {CorruptionEvalOptions, CorruptionEvalResult} from './robustness/corruption_eval.js';
+
+// GAN
+export {featureStatistics, frechetDistance, inceptionScore} from './gan/scores.js';
+export type {FeatureStatistics, InceptionScore, Samples} from './gan/scores.js';
