@@ -85,5 +85,9 @@ export {evaluateCorruptions} from './robustness/corruption_eval.js';
 export type {CorruptionEvalOptions, CorruptionEvalResult} from './robustness/corruption_eval.js';
 
 // GAN
+export {checkDNorm, D_NORMS, GAN_IMAGE_SHAPES, snganDiscriminator, snganGenerator} from './models/sngan.js';
+export type {DiscriminatorArgs, DNorm, GeneratorArgs, SnganArgs} from './models/sngan.js';
+export {BilinearUpsampling2D} from './layers/upsampling.js';
+export {GlobalSumPooling2D} from './layers/global_sum_pooling.js';
 export {featureStatistics, frechetDistance, inceptionScore} from './gan/scores.js';
 export type {FeatureStatistics, InceptionScore, Samples} from './gan/scores.js';
