@@ -90,4 +90,9 @@ export type {DiscriminatorArgs, DNorm, GeneratorArgs, SnganArgs} from './models/
 export {BilinearUpsampling2D} from './layers/upsampling.js';
 export {GlobalSumPooling2D} from './layers/global_sum_pooling.js';
 export {featureStatistics, frechetDistance, inceptionScore} from './gan/scores.js';
+export {hingeDiscriminatorLoss, hingeGeneratorLoss} from './gan/losses.js';
+export {GanStep} from './gan/step.js';
+export type {GanStepArgs, GanStepResult} from './gan/step.js';
+export {Adam} from './training/adam.js';
+export type {AdamArgs} from './training/adam.js';
 export type {FeatureStatistics, InceptionScore, Samples} from './gan/scores.js';
