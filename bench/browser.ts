@@ -4,16 +4,13 @@
  * here, software; wasm threaded, the page being cross-origin isolated; cpu),
  * a page per backend. Prints the ratios and writes the JSON.
  */
-import {mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync} from 'node:fs';
-import {tmpdir} from 'node:os';
-import {dirname, join} from 'node:path';
+import {mkdirSync, renameSync, rmSync, writeFileSync} from 'node:fs';
+import {dirname} from 'node:path';
 import {fileURLToPath} from 'node:url';
-
-import * as esbuild from 'esbuild';
 
 import {BROWSER_BACKENDS} from '../src/engine/backend.js';
 import {formatTable} from '../src/report/table.js';
-import {chromiumMissing, launchChromium, serve} from '../test/helpers/chromium.js';
+import {bundlePage, chromiumMissing, launchChromium, serve, WASM_DIR} from '../test/helpers/chromium.js';
 import type {BrowserBenchConfig, BrowserBenchResult} from './browser_page.js';
 
 export interface BrowserBenchOptions extends BrowserBenchConfig {
@@ -28,15 +25,8 @@ export async function benchBrowser(opts: BrowserBenchOptions): Promise<void> {
   if (missing !== undefined) throw new Error(missing);
   const unknown = opts.backends.filter(b => !(BROWSER_BACKENDS as readonly string[]).includes(b));
   if (unknown.length > 0) throw new Error(`unknown browser backend ${unknown}; choose from ${BROWSER_BACKENDS.join(', ')}`);
-  const folder = mkdtempSync(join(tmpdir(), 'convnorm-bench-browser-'));
-  const here = dirname(fileURLToPath(import.meta.url));
-  await esbuild.build({entryPoints: [join(here, 'browser_page.ts')], bundle: true, format: 'esm', platform: 'browser',
-                       outfile: join(folder, 'page.js'), logLevel: 'warning'});
-  writeFileSync(join(folder, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">' +
-                '<script type="module" src="page.js"></script>');
-  const {url, server} = await serve({
-    '/wasm/': dirname(fileURLToPath(import.meta.resolve('@tensorflow/tfjs-backend-wasm'))), '/': folder,
-  }, true);
+  const folder = await bundlePage(fileURLToPath(new URL('browser_page.ts', import.meta.url)), 'convnorm-bench-browser-');
+  const {url, server} = await serve({'/wasm/': WASM_DIR, '/': folder}, true);
   const browser = await launchChromium();
   const config: BrowserBenchConfig = {reps: opts.reps, steps: opts.steps, unit: opts.unit, batch: opts.batch};
   const results: (BrowserBenchResult | {backend: string; error: string})[] = [];

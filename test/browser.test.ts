@@ -7,18 +7,16 @@
  * would. Skips, saying why, where Chromium is not installed.
  */
 import assert from 'node:assert/strict';
-import {mkdtempSync, rmSync, writeFileSync} from 'node:fs';
+import {rmSync} from 'node:fs';
 import {Server} from 'node:http';
-import {tmpdir} from 'node:os';
-import {dirname, join} from 'node:path';
+import {join} from 'node:path';
 import {fileURLToPath} from 'node:url';
 import {after, before, describe, it} from 'node:test';
 
-import * as esbuild from 'esbuild';
 import type {Browser} from 'playwright-core';
 
 import type {ReferenceRun} from './browser/reference_page.js';
-import {chromiumMissing, launchChromium, serve} from './helpers/chromium.js';
+import {bundlePage, chromiumMissing, launchChromium, serve, WASM_DIR} from './helpers/chromium.js';
 import {NODE_TOLERANCES, Tolerances} from './helpers/reference_checks.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -51,14 +49,10 @@ describe('reference fixtures in Chromium', {skip: missing}, () => {
   const urls: {isolated?: string; plain?: string} = {};
 
   before(async () => {
-    folder = mkdtempSync(join(tmpdir(), 'convnorm-browser-'));
-    await esbuild.build({entryPoints: [join(REPO, 'test/browser/reference_page.ts')], bundle: true, format: 'esm',
-                         platform: 'browser', outfile: join(folder, 'page.js'), logLevel: 'silent'});
-    writeFileSync(join(folder, 'index.html'), '<!doctype html><meta charset="utf-8"><script type="module" src="page.js"></script>');
+    folder = await bundlePage(join(REPO, 'test/browser/reference_page.ts'), 'convnorm-browser-');
     const routes = {
       '/fixtures/': join(REPO, 'test/fixtures'),
-      // The .wasm files sit beside the package's main file (dist/).
-      '/wasm/': dirname(fileURLToPath(import.meta.resolve('@tensorflow/tfjs-backend-wasm'))),
+      '/wasm/': WASM_DIR,
       '/': folder,
     };
     for (const isolated of [true, false]) {

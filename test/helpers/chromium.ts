@@ -4,11 +4,14 @@
  * local server of the test's own, optionally cross-origin isolated (COOP and
  * COEP headers, which threaded wasm needs).
  */
-import {existsSync, readFileSync} from 'node:fs';
+import {existsSync, mkdtempSync, readFileSync, writeFileSync} from 'node:fs';
 import {createServer, Server} from 'node:http';
 import {AddressInfo} from 'node:net';
-import {extname, join, normalize} from 'node:path';
+import {tmpdir} from 'node:os';
+import {dirname, extname, join, normalize} from 'node:path';
+import {fileURLToPath} from 'node:url';
 
+import * as esbuild from 'esbuild';
 import {Browser, chromium} from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -25,6 +28,22 @@ export async function launchChromium(): Promise<Browser> {
     args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
            '--disable-sync', '--enable-unsafe-swiftshader', '--enable-unsafe-webgpu'],
   });
+}
+
+/** Where tfjs-backend-wasm's .wasm files are: beside the package's main file. */
+export const WASM_DIR = dirname(fileURLToPath(import.meta.resolve('@tensorflow/tfjs-backend-wasm')));
+
+/**
+ * A new temporary folder holding `entry` bundled for the browser by esbuild
+ * (page.js, an ES module) and the index.html that loads it.
+ */
+export async function bundlePage(entry: string, prefix: string): Promise<string> {
+  const folder = mkdtempSync(join(tmpdir(), prefix));
+  await esbuild.build({entryPoints: [entry], bundle: true, format: 'esm', platform: 'browser',
+                       outfile: join(folder, 'page.js'), logLevel: 'warning'});
+  writeFileSync(join(folder, 'index.html'), '<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,">' +
+                '<script type="module" src="page.js"></script>');
+  return folder;
 }
 
 const TYPES: Record<string, string> = {
