@@ -15,7 +15,8 @@ import {convSingularValues, convSpectralNorm, KernelValues, spectrumRowScale,
         symmetricEigenvalues} from '../src/analysis/singular_values.js';
 import {convNormSpectrum} from '../src/index.js';
 import {useTestBackend} from './helpers/backends.js';
-import {rng, uniformValues} from './helpers/random.js';
+import {circularConvMatrix, randomKernel} from './helpers/circular.js';
+import {rng} from './helpers/random.js';
 
 const SHAPES: Array<{kernel: [number, number, number, number]; input: [number, number]}> = [
   {kernel: [3, 3, 5, 6], input: [8, 8]},
@@ -23,11 +24,6 @@ const SHAPES: Array<{kernel: [number, number, number, number]; input: [number, n
   {kernel: [2, 3, 4, 3], input: [5, 9]},
   {kernel: [1, 1, 6, 4], input: [4, 4]},
 ];
-
-function kernelValues(shape: [number, number, number, number], seed: number): KernelValues {
-  const fanIn = shape[0] * shape[1] * shape[2];
-  return {data: uniformValues(shape.reduce((a, b) => a * b), seed, 1 / Math.sqrt(fanIn)), shape};
-}
 
 /** Full M_h x M_w real spectrum of channel k from the half spectrum, then its real inverse DFT (float64, naive). */
 function spatialFilter(spectrum: Float32Array, k: number, mh: number, mw: number, pointwise: boolean): Float64Array {
@@ -52,7 +48,7 @@ describe('channel-wise isometry', () => {
     it(`sum_j |FFT(v_k * a_kj)|^2 = 1 at every frequency and per-channel spectral norm 1 (${shape})`, async () => {
       await useTestBackend('cpu');
       const [kh, kw, cin, cout] = shape;
-      const kernel = kernelValues(shape, 11 * kh + kw);
+      const kernel = randomKernel(shape, 11 * kh + kw);
       const [mh, mw] = [input[0] + kh - 1, input[1] + kw - 1];
       const spectrum = tf.tidy(() => convNormSpectrum(tf.tensor4d(kernel.data as Float32Array, shape), [mh, mw]))
         .dataSync() as Float32Array;
@@ -112,7 +108,7 @@ describe('channelResponse', () => {
   for (const {kernel: shape, input} of SHAPES) {
     it(`each channel's |FFT| on the whole grid, its spectral norm and isometry error, against a naive DFT (${shape})`, () => {
       const [kh, kw, cin, cout] = shape;
-      const kernel = kernelValues(shape, 7 * kh + 3 * kw + cin);
+      const kernel = randomKernel(shape, 7 * kh + 3 * kw + cin);
       const [mh, mw] = [input[0] + kh - 1, input[1] + kw - 1];
       const response = channelResponse(kernel, [mh, mw]);
       assert.deepEqual(response.grid, [mh, mw]);
@@ -182,32 +178,10 @@ describe('Sedghi et al. singular values', () => {
   it('match a dense SVD of the explicit circulant matrix', () => {
     const [kh, kw, cin, cout] = [3, 2, 2, 3];
     const [nh, nw] = [4, 5];
-    const kernel = kernelValues([kh, kw, cin, cout], 3);
-    // y_k[p] = sum_j sum_ab w[a, b, j, k] x_j[p + (a, b) mod n]: rows (k, p), columns (j, q).
-    const rows = cout * nh * nw;
-    const cols = cin * nh * nw;
-    const m = new Float64Array(rows * cols);
-    for (let k = 0; k < cout; k++) {
-      for (let p0 = 0; p0 < nh; p0++) {
-        for (let p1 = 0; p1 < nw; p1++) {
-          for (let j = 0; j < cin; j++) {
-            for (let a = 0; a < kh; a++) {
-              for (let b = 0; b < kw; b++) {
-                const col = (j * nh + (p0 + a) % nh) * nw + (p1 + b) % nw;
-                m[((k * nh + p0) * nw + p1) * cols + col] += kernel.data[((a * kw + b) * cin + j) * cout + k];
-              }
-            }
-          }
-        }
-      }
-    }
-    const gram = new Float64Array(cols * cols);
-    for (let i = 0; i < cols; i++) {
-      for (let j = 0; j < cols; j++) {
-        for (let r = 0; r < rows; r++) gram[i * cols + j] += m[r * cols + i] * m[r * cols + j];
-      }
-    }
-    const dense = symmetricEigenvalues(gram, cols).map(e => Math.sqrt(Math.max(0, e)));
+    const kernel = randomKernel([kh, kw, cin, cout], 3);
+    const m = circularConvMatrix(kernel, [nh, nw]);
+    const gram = Float64Array.from(m.transpose().mmul(m).to1DArray());
+    const dense = symmetricEigenvalues(gram, m.columns).map(e => Math.sqrt(Math.max(0, e)));
     const fourier = convSingularValues(kernel, [nh, nw]);
     assert.equal(fourier.length, dense.length);
     fourier.forEach((s, i) => assert.ok(Math.abs(s - dense[i]) < 1e-9, `sigma ${i}: ${s} vs ${dense[i]}`));

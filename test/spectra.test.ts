@@ -39,45 +39,12 @@ import {PlainConv2D} from '../src/layers/plain_conv.js';
 import {SpectralNormConv2D} from '../src/layers/spectral_norm.js';
 import {buildModel} from '../src/models/build.js';
 import {useTestBackend} from './helpers/backends.js';
-import {rng, uniformValues} from './helpers/random.js';
-
-type Shape4 = [number, number, number, number];
-
-function kernelValues(shape: Shape4, seed: number): KernelValues {
-  const fanIn = shape[0] * shape[1] * shape[2];
-  return {data: uniformValues(shape.reduce((a, b) => a * b), seed, 1 / Math.sqrt(fanIn)), shape};
-}
+import {at, circularConvMatrix, randomKernel, Shape4} from './helpers/circular.js';
+import {rng} from './helpers/random.js';
 
 function singularValues(m: Matrix): number[] {
   return new SingularValueDecomposition(m, {computeLeftSingularVectors: false, computeRightSingularVectors: false,
                                             autoTranspose: true}).diagonal;
-}
-
-/** Index of (channel, p0, p1) on an nh x nw grid. */
-function at(c: number, p0: number, p1: number, nh: number, nw: number): number {
-  return (c * nh + p0) * nw + p1;
-}
-
-/** y_k[p] = sum_{j,a,b} w[a, b, j, k] x_j[p + (a, b) mod n]: (C_out n) x (C_in n). */
-function circularConvMatrix(kernel: KernelValues, [nh, nw]: [number, number]): Matrix {
-  const [kh, kw, cin, cout] = kernel.shape;
-  const m = Matrix.zeros(cout * nh * nw, cin * nh * nw);
-  for (let k = 0; k < cout; k++) {
-    for (let p0 = 0; p0 < nh; p0++) {
-      for (let p1 = 0; p1 < nw; p1++) {
-        for (let j = 0; j < cin; j++) {
-          for (let a = 0; a < kh; a++) {
-            for (let b = 0; b < kw; b++) {
-              const row = at(k, p0, p1, nh, nw);
-              const col = at(j, (p0 + a) % nh, (p1 + b) % nw, nh, nw);
-              m.set(row, col, m.get(row, col) + kernel.data[((a * kw + b) * cin + j) * cout + k]);
-            }
-          }
-        }
-      }
-    }
-  }
-  return m;
 }
 
 /** Keeps samples offset + s m (mod n) of each channel, m < n / s: (C n/s) x (C n). */
@@ -274,7 +241,7 @@ describe('circular spectra, exact against dense SVDs', () => {
   ];
   for (const {kernel: shape, grid, strides} of cases) {
     it(`kernel [${shape}] on ${grid.join('x')}, strides [${strides}]`, () => {
-      const kernel = kernelValues(shape, shape.reduce((a, b) => 7 * a + b, strides[0]));
+      const kernel = randomKernel(shape, shape.reduce((a, b) => 7 * a + b, strides[0]));
       const [, , , cout] = shape;
       const next = rng(3);
       const before = Float64Array.from({length: cout * grid[0] * grid[1]}, () => 0.5 + next());
@@ -320,7 +287,7 @@ describe('circular spectra, exact against dense SVDs', () => {
   }
 
   it('the crop offset of the subsampling changes no singular value', () => {
-    const kernel = kernelValues([3, 3, 3, 4], 5);
+    const kernel = randomKernel([3, 3, 3, 4], 5);
     const c = circularConvMatrix(kernel, [8, 8]);
     const base = singularValues(subsampleMatrix(4, [8, 8], [2, 2], [0, 0]).mmul(c));
     for (const offset of [[1, 0], [1, 1], [0, 1]] as Array<[number, number]>) {
