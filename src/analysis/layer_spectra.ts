@@ -236,6 +236,17 @@ function strides(conv: tfl.layers.Layer): [number, number] {
   return [s[0], s[1] ?? s[0]];
 }
 
+/** A conv's input height and width, its input channels, and ConvNorm's Fourier grid (H + kh - 1) x (W + kw - 1). */
+function convGeometry(conv: tfl.layers.Layer): {inputSize: [number, number]; cin: number; grid: [number, number]} {
+  const input = (conv.input as tfl.SymbolicTensor).shape;
+  const [h, w, cin] = [input[1], input[2], input[3]];
+  if (h == null || w == null || cin == null) {
+    throw new Error(`layer spectra: ${conv.name} needs a known input height, width and channel count, got [${input}]`);
+  }
+  const [kh, kw] = weight(conv, 'kernel')!.shape as number[];
+  return {inputSize: [h, w], cin, grid: [h + kh - 1, w + kw - 1]};
+}
+
 function kernelValues(tensor: tf.Tensor): KernelValues {
   return {data: tensor.dataSync() as Float32Array, shape: tensor.shape as unknown as KernelValues['shape']};
 }
@@ -315,15 +326,8 @@ function unitFunction(unit: ConvUnit): (x: tf.Tensor) => tf.Tensor {
 
 function unitSpectrum(unit: ConvUnit, index: number, options: UnitSpectraOptions & {foldedOnly?: boolean}): UnitSpectrum {
   const {conv} = unit;
-  const input = (conv.input as tfl.SymbolicTensor).shape;
-  const [h, w, cin] = [input[1], input[2], input[3]];
-  if (h == null || w == null || cin == null) {
-    throw new Error(`layer spectra: ${conv.name} needs a known input height, width and channel count, got [${input}]`);
-  }
   const raw = weight(conv, 'kernel')!;
-  const [kh, kw] = raw.shape as number[];
-  const inputSize: [number, number] = [h, w];
-  const grid: [number, number] = [h + kh - 1, w + kw - 1];
+  const {inputSize, grid, cin} = convGeometry(conv);
   const stride = strides(conv);
   const gains = unitGains(unit, inputSize, grid, stride);
   const effective = new CircularConv(effectiveKernel(conv));
@@ -353,7 +357,7 @@ function unitSpectrum(unit: ConvUnit, index: number, options: UnitSpectraOptions
   }
   const iterations = options.powerIterations ?? 30;
   if (iterations > 0) {
-    result.powerIteration = powerIterationNorm(unitFunction(unit), [h, w, cin],
+    result.powerIteration = powerIterationNorm(unitFunction(unit), [...inputSize, cin],
                                                {iterations, seed: (options.seed ?? 0) + index});
   }
   if (folded.values !== undefined) result.values = Array.from(folded.values);
@@ -377,12 +381,9 @@ export interface ConvKernel {
 /** The raw kernel of every convolution of a model, in model order (read back; no tensor outlives the call). */
 export function convKernels(model: tfl.LayersModel): ConvKernel[] {
   return model.layers.filter(isConv).map(conv => {
-    const input = (conv.input as tfl.SymbolicTensor).shape;
-    const [h, w] = [input[1], input[2]];
-    if (h == null || w == null) throw new Error(`${conv.name} needs a known input height and width, got [${input}]`);
-    const kernel = kernelValues(weight(conv, 'kernel')!.read());
-    return {name: conv.name, className: conv.getClassName(), kernel, inputSize: [h, w],
-            grid: [h + kernel.shape[0] - 1, w + kernel.shape[1] - 1]};
+    const {inputSize, grid} = convGeometry(conv);
+    return {name: conv.name, className: conv.getClassName(), kernel: kernelValues(weight(conv, 'kernel')!.read()),
+            inputSize, grid};
   });
 }
 
