@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {Adam} from '../training/adam.js';
+import {trainableVariables} from '../training/step.js';
 import {hingeDiscriminatorLoss, hingeGeneratorLoss} from './losses.js';
 
 export interface GanStepArgs {
@@ -22,8 +23,6 @@ export interface GanStepArgs {
   betas?: [number, number];
   /** Discriminator updates per generator update. Default 5. */
   nDis?: number;
-  /** Length of the generator's noise. Default: the generator's input size. */
-  zDim?: number;
 }
 
 export interface GanStepResult {
@@ -33,11 +32,17 @@ export interface GanStepResult {
   gLoss: number;
 }
 
-const variables = (m: tfl.LayersModel) => m.trainableWeights.map(w => w.read() as tf.Variable);
+/** A loss tensor's value, read back asynchronously (as webgpu needs); the tensor is released. */
+async function readScalar(loss: tf.Tensor): Promise<number> {
+  try {
+    return (await loss.data())[0];
+  } finally {
+    loss.dispose();
+  }
+}
 
 export class GanStep {
   readonly nDis: number;
-  readonly zDim: number;
   readonly dOptimizer: Adam;
   readonly gOptimizer: Adam;
   private readonly dVariables: tf.Variable[];
@@ -46,11 +51,11 @@ export class GanStep {
   constructor(private readonly args: GanStepArgs) {
     this.nDis = args.nDis ?? 5;
     if (!Number.isInteger(this.nDis) || this.nDis < 1) throw new Error(`nDis must be a positive integer, got ${this.nDis}`);
-    this.zDim = args.zDim ?? (args.generator.inputs[0].shape[1] as number);
     const [beta1, beta2] = args.betas ?? [0, 0.9];
+    // A bad learning rate is refused now, not at the first step.
     this.learningRate();
-    this.dVariables = variables(args.discriminator);
-    this.gVariables = variables(args.generator);
+    this.dVariables = trainableVariables(args.discriminator);
+    this.gVariables = trainableVariables(args.generator);
     this.dOptimizer = new Adam(this.dVariables, {betas: [beta1, beta2]});
     this.gOptimizer = new Adam(this.gVariables, {betas: [beta1, beta2]});
   }
@@ -87,11 +92,7 @@ export class GanStep {
       return value;
     });
     tf.dispose([real, z]);
-    try {
-      return (await loss.data())[0];
-    } finally {
-      loss.dispose();
-    }
+    return readScalar(loss);
   }
 
   /** One generator update through the discriminator on the fakes of `z`; returns its loss. Disposes `z`. */
@@ -105,11 +106,7 @@ export class GanStep {
       return value;
     });
     z.dispose();
-    try {
-      return (await loss.data())[0];
-    } finally {
-      loss.dispose();
-    }
+    return readScalar(loss);
   }
 
   dispose(): void {
