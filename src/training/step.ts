@@ -34,28 +34,28 @@ export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map(w => w.read() as tf.Variable);
 }
 
-/** A step's [loss, cross-entropy, extra loss, top-1 hits], read back once and released. */
+/** A step's [loss, cross-entropy, extra loss, top-1 hits] as a tensor, read back once and released. */
 class Summary {
   constructor(private readonly values: tf.Tensor) {}
 
-  dataSync(): ArrayLike<number> {
+  read(): StepResult {
     try {
-      return this.values.dataSync();
+      return toResult(this.values.dataSync());
     } finally {
       this.values.dispose();
     }
   }
 
-  async data(): Promise<ArrayLike<number>> {
+  async readAsync(): Promise<StepResult> {
     try {
-      return await this.values.data();
+      return toResult(await this.values.data());
     } finally {
       this.values.dispose();
     }
   }
 }
 
-function readSummary(v: ArrayLike<number>): StepResult {
+function toResult(v: ArrayLike<number>): StepResult {
   return {loss: v[0], crossEntropy: v[1], extraLoss: v[2], correct: v[3]};
 }
 
@@ -95,7 +95,7 @@ export class TrainStep {
    * indices [N]. Returns the loss, its parts and the batch's top-1 hits.
    */
   step(x: tf.Tensor, labels: tf.Tensor): StepResult {
-    return readSummary(this.takeStep(x, labels, false).summary.dataSync());
+    return this.takeStep(x, labels, false).summary.read();
   }
 
   /**
@@ -104,8 +104,7 @@ export class TrainStep {
    * returns zeros without waiting for the step.
    */
   async stepAsync(x: tf.Tensor, labels: tf.Tensor): Promise<StepResult> {
-    const {summary} = this.takeStep(x, labels, false);
-    return readSummary(await summary.data());
+    return this.takeStep(x, labels, false).summary.readAsync();
   }
 
   /**
@@ -117,7 +116,7 @@ export class TrainStep {
   stepWithInputGradient(x: tf.Tensor, labels: tf.Tensor,
                         preprocess: (x: tf.Tensor) => tf.Tensor): {result: StepResult; inputGradient: tf.Tensor} {
     const {summary, inputGradient} = this.takeStep(x, labels, true, preprocess);
-    return {result: readSummary(summary.dataSync()), inputGradient: inputGradient!};
+    return {result: summary.read(), inputGradient: inputGradient!};
   }
 
   private takeStep(x: tf.Tensor, labels: tf.Tensor, withInput: boolean,
