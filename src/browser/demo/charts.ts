@@ -11,13 +11,17 @@ export interface CurvePoint {
   value: number;
 }
 
-/** A line per series over training steps; `percent` formats the y axis as a percentage. */
-export function drawCurves(container: HTMLElement, points: CurvePoint[], label: string, percent = false): void {
+/**
+ * A line per series over training steps, coloured in the order of `series`;
+ * `percent` formats the y axis as a percentage.
+ */
+export function drawCurves(container: HTMLElement, points: CurvePoint[], series: readonly string[], label: string,
+                           percent = false): void {
   const figure = Plot.plot({
     width: 460, height: 240, marginLeft: 50,
     x: {label: 'step', grid: true, tickFormat: 'd', domain: [0, Math.max(1, ...points.map(p => p.step))]},
     y: {label, grid: true, ...(percent ? {tickFormat: '%', domain: [0, 1]} : {zero: true})},
-    color: {legend: true, domain: ['ConvNorm+BN', 'BN'], range: ['#d6604d', '#4393c3']},
+    color: {legend: true, domain: [...series], range: ['#d6604d', '#4393c3']},
     marks: [
       Plot.line(points, {x: 'step', y: 'value', z: 'series', stroke: 'series', strokeWidth: 1.5}),
       ...(percent ? [Plot.dot(points, {x: 'step', y: 'value', fill: 'series', r: 2.5})] : []),

@@ -99,8 +99,8 @@ async function useModelFiles(files: File[]): Promise<void> {
 let digits: Promise<Digits> | undefined;
 
 function renderProgress(p: LiveProgress): void {
-  drawCurves($('loss-chart'), p.losses, 'training loss');
-  drawCurves($('accuracy-chart'), p.accuracies, 'test top-1', true);
+  drawCurves($('loss-chart'), p.losses, SERIES, 'training loss');
+  drawCurves($('accuracy-chart'), p.accuracies, SERIES, 'test top-1', true);
   const body = $<HTMLTableSectionElement>('train-stats');
   body.replaceChildren(...p.stats.map(s => {
     const row = document.createElement('tr');
