@@ -17,14 +17,12 @@
  *   and the manifests of both binary files. Written last: a directory whose
  *   state.json parses and whose files have the sizes it lists is complete.
  *
- * A checkpoint is written into `checkpoint.tmp/`, flushed to disk, then swapped
- * in: `checkpoint/` is renamed to `checkpoint.old/`, `checkpoint.tmp/` to
- * `checkpoint/`, and `checkpoint.old/` deleted. A crash at any point leaves at
- * least one complete checkpoint among the three names; readers take the
- * complete one with the most epochs, and a resume tidies up the others.
+ * The checkpoint is written and swapped in atomically by ../io/checkpoint_dirs.ts:
+ * a crash at any point leaves at least one complete checkpoint, and readers
+ * take the complete one with the most epochs.
  */
 import {createHash} from 'node:crypto';
-import {mkdir, open, readFile, rename, rm, stat, writeFile} from 'node:fs/promises';
+import {readFile, writeFile} from 'node:fs/promises';
 import {join} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -32,13 +30,14 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import type {Augmentation, Normalization} from '../data/batches.js';
 import {datasetSize, ImageDataset} from '../data/dataset.js';
+import {
+  CHECKPOINT_DIR, commitCheckpoint, fileSize, locateCheckpoint, recoverCheckpoint as recoverDirs,
+} from '../io/checkpoint_dirs.js';
 import {fileSystem} from '../io/file_system.js';
 import type {AdversarialTraining} from './adversarial.js';
 import type {Schedule} from './schedule.js';
 
-export const CHECKPOINT_DIR = 'checkpoint';
-export const CHECKPOINT_TMP_DIR = 'checkpoint.tmp';
-export const CHECKPOINT_OLD_DIR = 'checkpoint.old';
+export {CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR} from '../io/checkpoint_dirs.js';
 const STATE_JSON = 'state.json';
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -245,16 +244,8 @@ export function checkSameRun(saved: RunConfig, current: RunConfig, where: string
   }
 }
 
-function byteSize(entries: WeightEntry[]): number {
+export function byteSize(entries: WeightEntry[]): number {
   return entries.reduce((sum, e) => sum + 4 * e.shape.reduce((a, b) => a * b, 1), 0);
-}
-
-async function fileSize(path: string): Promise<number | null> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return null;
-  }
 }
 
 /** The state of the checkpoint in `dir` when it is complete, else null (never throws for a damaged one). */
@@ -273,20 +264,10 @@ async function readComplete(dir: string): Promise<CheckpointState | null> {
   }
 }
 
-interface Located {
-  dir: string;
-  state: CheckpointState;
-}
+const byEpoch = (state: CheckpointState) => state.epoch;
 
-/** The complete checkpoint with the most epochs among checkpoint/, checkpoint.tmp/ and checkpoint.old/. */
-async function locate(runDir: string): Promise<Located | null> {
-  let best: Located | null = null;
-  for (const name of [CHECKPOINT_DIR, CHECKPOINT_TMP_DIR, CHECKPOINT_OLD_DIR]) {
-    const dir = join(runDir, name);
-    const state = await readComplete(dir);
-    if (state !== null && (best === null || state.epoch > best.state.epoch)) best = {dir, state};
-  }
-  return best;
+function locate(runDir: string) {
+  return locateCheckpoint(runDir, readComplete, byEpoch);
 }
 
 /**
@@ -303,41 +284,18 @@ export async function readCheckpoint(runDir: string): Promise<(CheckpointState &
  * Makes `<runDir>/checkpoint/` the latest complete checkpoint and deletes the
  * leftovers of an interrupted save. Returns its state, or null when there is none.
  */
-export async function recoverCheckpoint(runDir: string): Promise<CheckpointState | null> {
-  const found = await locate(runDir);
-  const main = join(runDir, CHECKPOINT_DIR);
-  const tmp = join(runDir, CHECKPOINT_TMP_DIR);
-  const old = join(runDir, CHECKPOINT_OLD_DIR);
-  if (found !== null && found.dir !== main) {
-    if (found.dir === tmp) {
-      await rm(old, {recursive: true, force: true});
-      if (await fileSize(main) !== null) await rename(main, old);
-      await rename(tmp, main);
-    } else {
-      await rm(main, {recursive: true, force: true});
-      await rename(old, main);
-    }
-    await syncPath(runDir);
-  }
-  await rm(tmp, {recursive: true, force: true});
-  await rm(old, {recursive: true, force: true});
-  return found?.state ?? null;
+export function recoverCheckpoint(runDir: string): Promise<CheckpointState | null> {
+  return recoverDirs(runDir, readComplete, byEpoch);
 }
 
-async function syncPath(path: string): Promise<void> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-    await handle.sync();
-  } catch {
-    // Some platforms cannot sync directories; the renames are still atomic.
-  } finally {
-    await handle?.close();
+/** The tensors' values, one after the other, as a checkpoint's .bin file holds them. */
+export async function tensorFile(tensors: tf.Tensor[]): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for (const t of tensors) {
+    const values = await t.data() as Float32Array | Int32Array;
+    chunks.push(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
   }
-}
-
-function tensorBytes(values: Float32Array | Int32Array): Uint8Array {
-  return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  return Buffer.concat(chunks);
 }
 
 /**
@@ -348,45 +306,25 @@ function tensorBytes(values: Float32Array | Int32Array): Uint8Array {
 export async function saveCheckpoint(runDir: string, model: tfl.LayersModel, buffers: tf.Tensor[],
                                      info: {epoch: number; epochs: number; config: RunConfig},
                                      extra: {name: string; tensor: tf.Tensor}[] = []): Promise<void> {
-  const main = join(runDir, CHECKPOINT_DIR);
-  const tmp = join(runDir, CHECKPOINT_TMP_DIR);
-  const old = join(runDir, CHECKPOINT_OLD_DIR);
-  await rm(tmp, {recursive: true, force: true});
-  await mkdir(tmp, {recursive: true});
-  await model.save(fileSystem(tmp));
   const trainable = model.trainableWeights;
   if (buffers.length !== trainable.length) throw new Error(`${buffers.length} momentum buffers for ${trainable.length} trainable weights`);
   const described = describeWeights(model);
   const position = new Map(model.weights.map((w, i) => [w, i]));
   const bufferEntries = trainable.map(w => described[position.get(w)!]);
-  const chunks: Uint8Array[] = [];
-  for (const b of buffers) chunks.push(tensorBytes(await b.data() as Float32Array));
-  await writeFile(join(tmp, OPTIMIZER_BIN), Buffer.concat(chunks));
   const extraEntries: WeightEntry[] = extra.map(e => ({name: e.name, shape: [...e.tensor.shape], dtype: dtypeOf(e.tensor.dtype)}));
-  if (extra.length > 0) {
-    const bytes: Uint8Array[] = [];
-    for (const e of extra) bytes.push(tensorBytes(await e.tensor.data() as Float32Array));
-    await writeFile(join(tmp, EXTRA_BIN), Buffer.concat(bytes));
-  }
   const state: CheckpointState = {
     format: FORMAT, version: VERSION, epoch: info.epoch, epochs: info.epochs, config: info.config,
     optimizer: {kind: 'sgd-momentum', buffers: bufferEntries}, ...(extra.length > 0 ? {extra: extraEntries} : {}),
     backend: tf.getBackend(), savedAt: new Date().toISOString(),
   };
-  for (const name of [MODEL_JSON, WEIGHTS_BIN, OPTIMIZER_BIN, ...(extra.length > 0 ? [EXTRA_BIN] : [])]) {
-    await syncPath(join(tmp, name));
-  }
-  await writeFile(join(tmp, STATE_JSON), `${JSON.stringify(state, null, 1)}\n`);
-  await syncPath(join(tmp, STATE_JSON));
-  await syncPath(tmp);
-  await rm(old, {recursive: true, force: true});
-  if (await fileSize(main) !== null) await rename(main, old);
-  await rename(tmp, main);
-  await syncPath(runDir);
-  await rm(old, {recursive: true, force: true});
+  await commitCheckpoint(runDir, async dir => {
+    await model.save(fileSystem(dir));
+    await writeFile(join(dir, OPTIMIZER_BIN), await tensorFile(buffers));
+    if (extra.length > 0) await writeFile(join(dir, EXTRA_BIN), await tensorFile(extra.map(e => e.tensor)));
+  }, {name: STATE_JSON, text: `${JSON.stringify(state, null, 1)}\n`});
 }
 
-function decode(bytes: Uint8Array, entries: WeightEntry[], what: string): tf.Tensor[] {
+export function decodeTensors(bytes: Uint8Array, entries: WeightEntry[], what: string): tf.Tensor[] {
   // Copy into an aligned buffer: a file's bytes may start at any offset.
   const aligned = new Uint8Array(bytes.byteLength);
   aligned.set(bytes);
@@ -425,14 +363,14 @@ export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
   const {dir, state} = found;
   checkReadable(state, runDir);
   checkArchitecture(state.config.model, {name: model.name, spec: options.modelSpec ?? null, weights: describeWeights(model)}, runDir);
-  const weights = decode(await readFile(join(dir, WEIGHTS_BIN)), state.config.model.weights, join(dir, WEIGHTS_BIN));
+  const weights = decodeTensors(await readFile(join(dir, WEIGHTS_BIN)), state.config.model.weights, join(dir, WEIGHTS_BIN));
   try {
     model.setWeights(weights);
   } finally {
     tf.dispose(weights);
   }
-  const buffers = options.withOptimizer ? decode(await readFile(join(dir, OPTIMIZER_BIN)), state.optimizer.buffers, join(dir, OPTIMIZER_BIN)) : [];
+  const buffers = options.withOptimizer ? decodeTensors(await readFile(join(dir, OPTIMIZER_BIN)), state.optimizer.buffers, join(dir, OPTIMIZER_BIN)) : [];
   const extra = options.withOptimizer && state.extra !== undefined
-    ? decode(await readFile(join(dir, EXTRA_BIN)), state.extra, join(dir, EXTRA_BIN)) : [];
+    ? decodeTensors(await readFile(join(dir, EXTRA_BIN)), state.extra, join(dir, EXTRA_BIN)) : [];
   return {state, buffers, extra};
 }
