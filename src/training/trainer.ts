@@ -4,7 +4,7 @@
  * epoch, evaluation after each epoch, metrics as JSON lines, and an atomic
  * checkpoint after each epoch from which a run resumes bitwise exactly.
  */
-import {mkdir, readdir, readFile, rm, stat, appendFile, writeFile} from 'node:fs/promises';
+import {appendFile} from 'node:fs/promises';
 import {join} from 'node:path';
 
 import cliProgress from 'cli-progress';
@@ -15,16 +15,16 @@ import {Augmentation, makeBatch, Normalization} from '../data/batches.js';
 import {datasetSize, ImageDataset} from '../data/dataset.js';
 import {Rng} from '../data/random.js';
 import {
-  CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR, checkpointDir, checkReadable, checkSameRun, describeDataset,
-  describeWeights, loadCheckpoint, recoverCheckpoint, RunConfig, saveCheckpoint, TrainError,
+  checkpointDir, checkReadable, checkSameRun, describeDataset, describeWeights, loadCheckpoint, recoverCheckpoint,
+  RunConfig, saveCheckpoint, TrainError,
 } from './checkpoint.js';
-import {writeAtomic} from '../io/file_system.js';
+import {METRICS_FILE, prepareRunDir, recoverMetrics} from './run_dir.js';
 import {evaluate} from './metrics.js';
 import {describeSchedule, learningRateAt, Schedule, validateSchedule} from './schedule.js';
 import {AdversarialSteps, AdversarialTraining, checkAdversarial} from './adversarial.js';
 import {TrainStep} from './step.js';
 
-export const METRICS_FILE = 'metrics.jsonl';
+export {METRICS_FILE} from './run_dir.js';
 
 /** One line of metrics.jsonl. Accuracies are fractions in [0, 1]; losses mean cross-entropy per image. */
 export interface EpochRecord {
@@ -210,76 +210,6 @@ function runConfig(o: TrainOptions, schedule: Schedule): RunConfig {
   };
 }
 
-async function isDirectory(path: string): Promise<boolean | null> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return null;
-  }
-}
-
-const RUN_MARKERS = [METRICS_FILE, CHECKPOINT_DIR, CHECKPOINT_TMP_DIR, CHECKPOINT_OLD_DIR];
-
-/** Creates, replaces or recovers the run directory; returns the epochs already completed. */
-async function prepareRunDir(o: TrainOptions, config: RunConfig): Promise<number> {
-  const dir = o.runDir;
-  const kind = await isDirectory(dir);
-  if (kind === false) fail(`the run directory ${dir} is a file`);
-  if (o.resume) {
-    if (kind === null) throw new TrainError('NO_CHECKPOINT', `nothing to resume: ${dir} does not exist`);
-    const state = await recoverCheckpoint(dir);
-    if (state === null) {
-      throw new TrainError('NO_CHECKPOINT', `nothing to resume in ${dir}: it has no complete checkpoint ` +
-        '(the run stopped before its first epoch ended); start it again with overwrite');
-    }
-    checkReadable(state, dir);
-    checkSameRun(state.config, config, dir);
-    return state.epoch;
-  }
-  if (kind === true) {
-    const entries = await readdir(dir);
-    if (entries.length > 0) {
-      if (!o.overwrite) {
-        throw new TrainError('RUN_EXISTS', `the run directory ${dir} already exists; resume to continue that run, or overwrite to replace it`);
-      }
-      if (!entries.some(e => RUN_MARKERS.includes(e))) {
-        throw new TrainError('RUN_EXISTS', `refusing to overwrite ${dir}: it holds no run (no ${METRICS_FILE} or ${CHECKPOINT_DIR}/); delete it yourself`);
-      }
-      await rm(dir, {recursive: true, force: true});
-    }
-  }
-  await mkdir(dir, {recursive: true});
-  for (const [name, text] of Object.entries(o.runFiles ?? {})) {
-    if (name.includes('/') || RUN_MARKERS.includes(name)) fail(`runFiles: '${name}' is not a plain file name of its own`);
-    await writeAtomic(join(dir, name), text);
-  }
-  await writeFile(join(dir, METRICS_FILE), '');
-  return 0;
-}
-
-/** The metrics of epochs 1..epoch from metrics.jsonl, rewritten without later or torn lines. */
-async function recoverMetrics(runDir: string, epoch: number): Promise<EpochRecord[]> {
-  const path = join(runDir, METRICS_FILE);
-  let text = '';
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    // No metrics file: the records are gone, the run can still continue.
-  }
-  const byEpoch = new Map<number, EpochRecord>();
-  for (const line of text.split('\n')) {
-    try {
-      const record = JSON.parse(line) as EpochRecord;
-      if (Number.isInteger(record.epoch) && record.epoch >= 1 && record.epoch <= epoch) byEpoch.set(record.epoch, record);
-    } catch {
-      // A line cut short by a crash.
-    }
-  }
-  const records = [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch);
-  await writeAtomic(path, records.map(r => `${JSON.stringify(r)}\n`).join(''));
-  return records;
-}
-
 function percent(x: number): string {
   return `${(100 * x).toFixed(2)}%`;
 }
@@ -396,8 +326,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (batches === 0) fail(`the training set has ${count} image(s): too few for a batch of two or more`);
 
   const config = runConfig(o, schedule);
-  const done = await prepareRunDir(o, config);
-  const history = done > 0 ? await recoverMetrics(o.runDir, done) : [];
+  const done = await prepareRunDir(o, async () => {
+    const state = await recoverCheckpoint(o.runDir);
+    if (state === null) return null;
+    checkReadable(state, o.runDir);
+    checkSameRun(state.config, config, o.runDir);
+    return state.epoch;
+  }, 'epoch');
+  const history = done > 0 ? await recoverMetrics<EpochRecord>(o.runDir, 'epoch', done) : [];
   const stream = o.log === undefined ? process.stderr : o.log;
   const requested = stream === null ? 'none' : o.progress ?? 'auto';
   const mode = requested === 'auto' ? ((stream as NodeJS.WriteStream).isTTY ? 'bar' : 'lines') : requested;
