@@ -8,6 +8,8 @@ import {DATASET_NAMES, loadDataset} from '../data/load.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../node/backend.js';
 import {ARCHITECTURES} from '../models/build.js';
 import {NORMS, NormKind} from '../models/blocks.js';
+import {D_NORMS} from '../models/sngan.js';
+import {readdirSync} from 'node:fs';
 import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
@@ -17,6 +19,8 @@ import {attackCommand, AttackCommandOptions} from './attack.js';
 import {corruptionCommand} from './corruptions.js';
 import {CORRUPTION_NAMES} from '../robustness/corruptions/index.js';
 import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
+import {checkGanConfig, DEFAULT_GAN, formatGanRuns, ganEval, GanConfig, GanRunResult, loadGanData, openFeatureNetwork,
+        runGan} from './gan.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 import {openRun} from './run_model.js';
 import {serveDemo} from './serve_demo.js';
@@ -179,6 +183,51 @@ async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?
   }
 }
 
+const GAN_KEYS = ['dataset', 'dataRoot', 'steps', 'ch', 'gCh', 'zDim', 'batchSize', 'nDis', 'lr', 'beta1', 'beta2',
+                  'lrDecay', 'seed', 'logEvery', 'checkpointEvery', 'sampleEvery', 'scoreEvery', 'samples', 'featureRun',
+                  'inception', 'inceptionFeatures', 'inceptionLogits', 'resume', 'overwrite'] as const;
+
+function hasEntries(dir: string): boolean {
+  try {
+    return readdirSync(dir).length > 0;
+  } catch {
+    return false;
+  }
+}
+
+async function ganCommand(options: Record<string, unknown> & {dNorm: string; runDir?: string; progress: 'auto' | 'bar' | 'lines' | 'none';
+                                   backend?: BackendName; threads?: number}): Promise<void> {
+  // Every setting, run directory and feature network is checked before anything is trained or written.
+  const norms = options.dNorm.split(',').map(n => n.trim());
+  const base = Object.fromEntries(GAN_KEYS.filter(k => options[k] !== undefined).map(k => [k, options[k]])) as Partial<GanConfig>;
+  const configs = norms.map(dNorm => checkGanConfig({
+    ...base, dNorm: dNorm as GanConfig['dNorm'],
+    runDir: options.runDir !== undefined && norms.length > 1 ? join(options.runDir, dNorm.replace('+', '_')) : options.runDir,
+  }));
+  for (const c of configs) {
+    if (c.runDir !== undefined && !c.resume && !c.overwrite && hasEntries(c.runDir)) {
+      throw new Error(`the run directory ${c.runDir} already exists; --resume to continue that run, or --overwrite to replace it`);
+    }
+  }
+  const engine = await startBackend(options);
+  const data = loadGanData(configs[0]);
+  const network = await openFeatureNetwork(configs[0], configs[0].dataset, data.shape);
+  console.error(`tfjs backend: ${engine}`);
+  const results: GanRunResult[] = [];
+  try {
+    for (const c of configs) {
+      const r = await runGan(c, data, network, {progress: options.progress});
+      const scores = r.scores === undefined ? ' (no feature network: no scores)'
+        : '; ' + Object.entries(r.scores).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
+      console.log(`SNGAN ${c.dNorm} on ${c.dataset}: ${r.steps} steps${scores}. Run: ${r.runDir}`);
+      results.push(r);
+    }
+  } finally {
+    network?.dispose();
+  }
+  if (results.length > 1) console.log('\n' + formatGanRuns(results));
+}
+
 const program = new Command('convnorm')
   .description('Convolutional Normalization (Liu et al., NeurIPS 2021) for TensorFlow.js');
 
@@ -323,6 +372,69 @@ program.command('spectrum')
   .addOption(threadsOption())
   .action(async (runDir: string, options: SpectrumCommandOptions & {backend?: BackendName; threads?: number}) => {
     await spectrumCommand(runDir, options, () => startBackend(options));
+  });
+
+const g = DEFAULT_GAN;
+program.command('gan')
+  .description('trains SNGAN (Miyato et al. 2018; Mimicry\'s sngan_32 layout) with the discriminator normalized by ' +
+               'SN, ConvNorm, both or nothing; samples, scores and checkpoints in the run directory, e.g. convnorm gan ' +
+               '--dataset cifar10 --data-root ~/cifar-10-batches-bin --d-norm sn,convnorm --steps 100000')
+  .addOption(new Option('--dataset <name>', 'real images (32x32x3 or 28x28x1; labels unused)').choices([...DATASET_NAMES])
+    .default(g.dataset))
+  .addOption(new Option('--data-root <dir>', 'folder of the dataset files, as for convnorm train'))
+  .addOption(new Option('--d-norm <names>', `discriminator normalization: ${D_NORMS.join(', ')}; several, comma-separated, ` +
+                        'train one after the other on the same seed (each in <run-dir>/<d-norm>) and print a table')
+    .default(g.dNorm))
+  .addOption(new Option('--steps <n>', 'generator steps (each after --n-dis discriminator steps)').default(g.steps)
+    .argParser(integer('--steps')))
+  .addOption(new Option('--ch <n>', 'discriminator width (SNGAN 128)').default(g.ch).argParser(integer('--ch')))
+  .addOption(new Option('--g-ch <n>', 'generator width (SNGAN 256)').default(g.gCh).argParser(integer('--g-ch')))
+  .addOption(new Option('--z-dim <n>', 'length of the noise z').default(g.zDim).argParser(integer('--z-dim')))
+  .addOption(new Option('--batch-size <n>', 'batch of real and of generated images').default(g.batchSize)
+    .argParser(integer('--batch-size')))
+  .addOption(new Option('--n-dis <n>', 'discriminator steps per generator step').default(g.nDis).argParser(integer('--n-dis')))
+  .addOption(new Option('--lr <rate>', 'Adam learning rate of both networks').default(g.lr).argParser(number('--lr')))
+  .addOption(new Option('--beta1 <b>', 'Adam beta1').default(g.beta1).argParser(number('--beta1')))
+  .addOption(new Option('--beta2 <b>', 'Adam beta2').default(g.beta2).argParser(number('--beta2')))
+  .addOption(new Option('--lr-decay <kind>', 'linear: lr (1 - step / steps), as Mimicry').choices(['none', 'linear'])
+    .default(g.lrDecay))
+  .addOption(new Option('--seed <n>', 'seed of initialization, real batches and noise').default(g.seed).argParser(integer('--seed')))
+  .addOption(new Option('--log-every <k>', 'a metrics.jsonl line every k steps').default(g.logEvery).argParser(integer('--log-every')))
+  .addOption(new Option('--checkpoint-every <k>', 'a checkpoint every k steps (and at the end)').default(g.checkpointEvery)
+    .argParser(integer('--checkpoint-every')))
+  .addOption(new Option('--sample-every <k>', 'a PNG grid of 64 samples from fixed noise every k steps in <run-dir>/samples ' +
+                        '(0: at the end only)').default(g.sampleEvery).argParser(integer('--sample-every')))
+  .addOption(new Option('--score-every <k>', 'scores every k steps (0: at the end only)').default(g.scoreEvery)
+    .argParser(integer('--score-every')))
+  .addOption(new Option('--samples <n>', 'generated and real images per score').default(g.samples).argParser(integer('--samples')))
+  .addOption(new Option('--feature-run <dir>', 'a convnorm train run on the same dataset: its penultimate features and ' +
+                        'softmax give "FD (features of <dir>)" and "IS (<dir>)", not comparable with published FID / IS'))
+  .addOption(new Option('--inception <dir>', 'a tfjs graph model of Inception-v3 (README: GAN): FID and IS'))
+  .addOption(new Option('--inception-features <node>', 'its node of the 2048-d pool features (default pool_3)'))
+  .addOption(new Option('--inception-logits <node>', 'its node of the logits (default softmax/logits)'))
+  .addOption(new Option('--run-dir <dir>', 'where the run is written (default runs/gan-<dataset>-<d-norm>-ch<ch>-seed<n>)'))
+  .addOption(new Option('--resume', 'continue the run from its last checkpoint (a larger --steps trains further)').default(false))
+  .addOption(new Option('--overwrite', 'replace an existing run in the run directory').default(false))
+  .addOption(new Option('--progress <mode>', 'progress display').choices(['auto', 'bar', 'lines', 'none']).default('auto'))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(ganCommand);
+
+program.command('gan-eval')
+  .description('scores a GAN run\'s last checkpoint (stored in <run-dir>/eval-step-<step>.json)')
+  .argument('<run-dir>', 'directory of a run made by convnorm gan')
+  .addOption(new Option('--samples <n>', 'generated and real images (default: the run\'s)').argParser(integer('--samples')))
+  .addOption(new Option('--feature-run <dir>', 'score on this convnorm train run (default: the run\'s feature network)'))
+  .addOption(new Option('--inception <dir>', 'score on this Inception-v3 graph model: FID and IS'))
+  .addOption(new Option('--seed <n>', 'seed of the noise and of the real subset (default: the run\'s)').argParser(integer('--seed')))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (runDir: string, options: {samples?: number; featureRun?: string; inception?: string; seed?: number;
+                                           backend?: BackendName; threads?: number}) => {
+    const engine = await startBackend(options);
+    const r = await ganEval(runDir, options);
+    console.log(`${runDir} at step ${r.step}, ${r.samples} samples, backend ${engine}: ` +
+                Object.entries(r.scores).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
   });
 
 program.command('serve-demo')

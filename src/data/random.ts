@@ -32,6 +32,17 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
+  /**
+   * A standard normal draw (Box-Muller on two uniforms; the second value of
+   * the pair is discarded, so each call costs two draws and the stream's
+   * position stays a single number).
+   */
+  normal(): number {
+    // 1 - u lies in (0, 1]: its logarithm is finite.
+    const u = 1 - this.next();
+    return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * this.next());
+  }
+
   /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
   permutation(n: number): Int32Array {
     const order = Int32Array.from({length: n}, (_, i) => i);
