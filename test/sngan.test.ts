@@ -3,9 +3,12 @@
  * arithmetic (SNGAN's 4.28M-parameter generator and 1.05M discriminator at
  * the default widths), the layer kinds each discriminator norm puts in,
  * output shapes and ranges, and the two small layers they need: x2 bilinear
- * upsampling against PyTorch's align_corners=False formula, and sum pooling.
+ * upsampling against PyTorch's align_corners=False formula, and sum pooling;
+ * and the whole networks against the PyTorch port on the same weights
+ * (training-mode outputs, the discriminator's hinge loss and its gradients).
  */
 import assert from 'node:assert/strict';
+import {readFileSync} from 'node:fs';
 import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,8 +18,11 @@ import {ConvNorm2D} from '../src/convnorm/layer.js';
 import {GlobalSumPooling2D} from '../src/layers/global_sum_pooling.js';
 import {SpectralNormConv2D} from '../src/layers/spectral_norm.js';
 import {BilinearUpsampling2D} from '../src/layers/upsampling.js';
+import {hingeDiscriminatorLoss} from '../src/gan/losses.js';
 import {D_NORMS, snganDiscriminator, snganGenerator} from '../src/models/sngan.js';
-import {useTestBackend} from './helpers/backends.js';
+import {TEST_BACKENDS, useTestBackend} from './helpers/backends.js';
+import {decode, Encoded} from './helpers/fixtures.js';
+import {assertClose} from './helpers/numerics.js';
 import {uniformValues} from './helpers/random.js';
 
 const trainable = (m: tfl.LayersModel) => m.trainableWeights.reduce((s, w) => s + (w.shape as number[]).reduce((a, b) => a * b, 1), 0);
@@ -117,4 +123,78 @@ describe('the layers the GAN needs', () => {
     assert.ok(diff < 1e-5, `${diff}`);
     tf.dispose([x, y, expected]);
   });
+});
+
+interface SnganFixture {
+  ch: number;
+  zDim: number;
+  z: Encoded;
+  x: Encoded;
+  generator: {weights: Record<string, Encoded>; output: Encoded};
+  discriminators: Record<string, {weights: Record<string, Encoded>; realLogits: Encoded; loss: number;
+                                  grads: Record<string, Encoded>}>;
+}
+
+/** Sets every weight the PyTorch port has, by '<layer>/<weight>'; returns the weights it has none for. */
+function loadPortWeights(model: tfl.LayersModel, weights: Record<string, Encoded>): string[] {
+  const unmatched: string[] = [];
+  const used = new Set<string>();
+  for (const layer of model.layers) {
+    for (const w of layer.weights) {
+      const key = `${layer.name}/${w.originalName.slice(w.originalName.lastIndexOf('/') + 1)}`;
+      if (weights[key] === undefined) {
+        unmatched.push(key);
+        continue;
+      }
+      used.add(key);
+      const value = decode(weights[key]);
+      w.write(value);
+      value.dispose();
+    }
+  }
+  const unused = Object.keys(weights).filter(k => !used.has(k));
+  assert.deepEqual(unused, [], 'port weights with no layer here');
+  return unmatched;
+}
+
+describe('SNGAN against the PyTorch port (reference/sngan_ref.py)', () => {
+  const fixture = JSON.parse(readFileSync(new URL('./fixtures/sngan-reference.json', import.meta.url), 'utf8')) as SnganFixture;
+
+  for (const backend of TEST_BACKENDS) {
+    it(`${backend}: the generator's training-mode output, each discriminator's logits, hinge loss and every weight gradient`, async () => {
+      await useTestBackend(backend);
+      const before = tf.memory().numTensors;
+      const g = snganGenerator({ch: fixture.ch, zDim: fixture.zDim, seed: 1});
+      assert.deepEqual(loadPortWeights(g, fixture.generator.weights), []);
+      const [z, x, fake] = [decode(fixture.z), decode(fixture.x), decode(fixture.generator.output)];
+      const out = g.apply(z, {training: true}) as tf.Tensor;
+      assertClose(out, fake, 1e-4, 'G(z)');
+      out.dispose();
+      g.dispose();
+      for (const dNorm of D_NORMS) {
+        const ref = fixture.discriminators[dNorm];
+        const d = snganDiscriminator({dNorm, ch: fixture.ch, seed: 1});
+        // ConvNorm's running V and step count are the layer's own state: training-mode outputs do not read them.
+        assert.deepEqual(loadPortWeights(d, ref.weights).filter(k => !/\/(running_v|step)$/.test(k)), [], dNorm);
+        const [logits, expectedLogits] = [d.apply(x, {training: true}) as tf.Tensor, decode(ref.realLogits)];
+        assertClose(logits, expectedLogits, 1e-4, `${dNorm}: D(x)`);
+        const variables = d.trainableWeights.map(w => w.read() as tf.Variable);
+        const {value, grads} = tf.variableGrads(() => hingeDiscriminatorLoss(
+          d.apply(x, {training: true}) as tf.Tensor, d.apply(fake, {training: true}) as tf.Tensor), variables);
+        const loss = value.dataSync()[0];
+        assert.ok(Math.abs(loss - ref.loss) <= 1e-4 * Math.abs(ref.loss), `${dNorm}: loss ${loss} vs ${ref.loss}`);
+        d.trainableWeights.forEach((w, i) => {
+          const layer = d.layers.find(l => l.weights.includes(w))!;
+          const key = `${layer.name}/${w.originalName.slice(w.originalName.lastIndexOf('/') + 1)}`;
+          const expected = decode(ref.grads[key]);
+          assertClose(grads[variables[i].name], expected, 2e-4, `${dNorm}: d loss / d ${key}`);
+          expected.dispose();
+        });
+        tf.dispose([logits, expectedLogits, value, grads]);
+        d.dispose();
+      }
+      tf.dispose([z, x, fake]);
+      assert.ok(tf.memory().numTensors <= before, `tensors before ${before}, after ${tf.memory().numTensors}`);
+    });
+  }
 });

@@ -79,21 +79,23 @@ const add = (a: tfl.SymbolicTensor, b: tfl.SymbolicTensor) => tfl.layers.add().a
 const avgPool = () => apply(tfl.layers.averagePooling2d({poolSize: 2, strides: 2}));
 
 /** A conv with bias, 'same' zero padding, of the discriminator's kind. */
-function dConv(dNorm: DNorm, filters: number, kernelSize: number, gain: number, seeds: SeedSequence): Apply {
+function dConv(name: string, dNorm: DNorm, filters: number, kernelSize: number, gain: number, seeds: SeedSequence): Apply {
   const padding = (kernelSize - 1) / 2;
   const kernelInitializer = xavier(gain, seeds.take());
   if (dNorm === 'convnorm' || dNorm === 'convnorm+sn') {
-    return apply(convNorm2d({filters, kernelSize, padding, batchNorm: false, affine: true, kernelInitializer,
+    return apply(convNorm2d({name, filters, kernelSize, padding, batchNorm: false, affine: true, kernelInitializer,
                              seed: seeds.take()}));
   }
-  const args = {filters, kernelSize, padding, useBias: true, kernelInitializer, seed: seeds.take()};
+  const args = {name, filters, kernelSize, padding, useBias: true, kernelInitializer, seed: seeds.take()};
   return apply(dNorm === 'sn' ? new SpectralNormConv2D(args) : new PlainConv2D(args));
 }
 
-function gConv(filters: number, kernelSize: number, gain: number, seeds: SeedSequence): Apply {
-  return apply(new PlainConv2D({filters, kernelSize, padding: (kernelSize - 1) / 2, useBias: true,
+function gConv(name: string, filters: number, kernelSize: number, gain: number, seeds: SeedSequence): Apply {
+  return apply(new PlainConv2D({name, filters, kernelSize, padding: (kernelSize - 1) / 2, useBias: true,
                                 kernelInitializer: xavier(gain, seeds.take()), seed: seeds.take()}));
 }
+
+const batchNorm = (name: string) => apply(new BatchNorm2D({name}));
 
 /**
  * The generator: z [N, zDim] -> images [N, H, W, C] in [-1, 1]. The linear
@@ -108,18 +110,20 @@ export function snganGenerator(args: GeneratorArgs = {}): tfl.LayersModel {
   const blocks = shape[0] === 32 ? 3 : 2;
   const start = shape[0] / 2 ** blocks;
   const z = tfl.input({shape: [zDim]});
-  let h = tfl.layers.dense({units: start * start * ch, kernelInitializer: xavier(1, seeds.take()),
+  let h = tfl.layers.dense({name: 'l1', units: start * start * ch, kernelInitializer: xavier(1, seeds.take()),
                             biasInitializer: torchDefaultInit(seeds.take())}).apply(z) as tfl.SymbolicTensor;
   h = tfl.layers.reshape({targetShape: [start, start, ch]}).apply(h) as tfl.SymbolicTensor;
   for (let b = 0; b < blocks; b++) {
+    const block = `block${b + 2}`;
     const up = new BilinearUpsampling2D({});
-    let r = gConv(ch, 3, Math.SQRT2, seeds)(apply(up)(relu()(apply(new BatchNorm2D())(h))));
-    r = gConv(ch, 3, Math.SQRT2, seeds)(relu()(apply(new BatchNorm2D())(r)));
-    const shortcut = gConv(ch, 1, 1, seeds)(apply(new BilinearUpsampling2D({}))(h));
+    let r = gConv(`${block}_c1`, ch, 3, Math.SQRT2, seeds)(apply(up)(relu()(batchNorm(`${block}_b1`)(h))));
+    r = gConv(`${block}_c2`, ch, 3, Math.SQRT2, seeds)(relu()(batchNorm(`${block}_b2`)(r)));
+    const shortcut = gConv(`${block}_c_sc`, ch, 1, 1, seeds)(apply(new BilinearUpsampling2D({}))(h));
     h = add(r, shortcut);
   }
-  h = relu()(apply(new BatchNorm2D())(h));
-  const image = tfl.layers.activation({activation: 'tanh'}).apply(gConv(shape[2], 3, 1, seeds)(h)) as tfl.SymbolicTensor;
+  h = relu()(batchNorm(`b${blocks + 2}`)(h));
+  const image = tfl.layers.activation({activation: 'tanh'})
+    .apply(gConv(`c${blocks + 2}`, shape[2], 3, 1, seeds)(h)) as tfl.SymbolicTensor;
   return tfl.model({inputs: z, outputs: image, name: `sngan_generator_${ch}`});
 }
 
@@ -130,19 +134,20 @@ export function snganDiscriminator(args: DiscriminatorArgs): tfl.LayersModel {
   const seeds = new SeedSequence(args.seed ?? 0);
   const x = tfl.input({shape: [...shape]});
   // Optimized block: conv, ReLU, conv, avg-pool; shortcut avg-pool, conv 1x1.
-  let h = avgPool()(dConv(dNorm, ch, 3, Math.SQRT2, seeds)(relu()(dConv(dNorm, ch, 3, Math.SQRT2, seeds)(x))));
-  h = add(h, dConv(dNorm, ch, 1, 1, seeds)(avgPool()(x)));
+  const conv = (name: string, k: number, gain: number) => dConv(name, dNorm, ch, k, gain, seeds);
+  let h = avgPool()(conv('block1_c2', 3, Math.SQRT2)(relu()(conv('block1_c1', 3, Math.SQRT2)(x))));
+  h = add(h, conv('block1_c_sc', 1, 1)(avgPool()(x)));
   // Down-block: ReLU, conv, ReLU, conv, avg-pool; shortcut conv 1x1, avg-pool.
-  let r = avgPool()(dConv(dNorm, ch, 3, Math.SQRT2, seeds)(relu()(dConv(dNorm, ch, 3, Math.SQRT2, seeds)(relu()(h)))));
-  h = add(r, avgPool()(dConv(dNorm, ch, 1, 1, seeds)(h)));
-  for (let b = 0; b < 2; b++) {
-    r = dConv(dNorm, ch, 3, Math.SQRT2, seeds)(relu()(dConv(dNorm, ch, 3, Math.SQRT2, seeds)(relu()(h))));
+  let r = avgPool()(conv('block2_c2', 3, Math.SQRT2)(relu()(conv('block2_c1', 3, Math.SQRT2)(relu()(h)))));
+  h = add(r, avgPool()(conv('block2_c_sc', 1, 1)(h)));
+  for (const block of ['block3', 'block4']) {
+    r = conv(`${block}_c2`, 3, Math.SQRT2)(relu()(conv(`${block}_c1`, 3, Math.SQRT2)(relu()(h))));
     h = add(r, h);
   }
   const pooled = apply(new GlobalSumPooling2D({}))(relu()(h));
   // The linear layer as a 1x1 conv on [N, 1, 1, ch]: the same map, and SN's matrix is the same [1, ch].
   const column = tfl.layers.reshape({targetShape: [1, 1, ch]}).apply(pooled) as tfl.SymbolicTensor;
-  const linearArgs = {filters: 1, kernelSize: 1, useBias: true, kernelInitializer: xavier(1, seeds.take()), seed: seeds.take()};
+  const linearArgs = {name: 'l5', filters: 1, kernelSize: 1, useBias: true, kernelInitializer: xavier(1, seeds.take()), seed: seeds.take()};
   const linear = dNorm === 'sn' || dNorm === 'convnorm+sn' ? new SpectralNormConv2D(linearArgs) : new PlainConv2D(linearArgs);
   const logit = tfl.layers.flatten().apply(apply(linear)(column)) as tfl.SymbolicTensor;
   return tfl.model({inputs: x, outputs: logit, name: `sngan_discriminator_${dNorm.replace('+', '_')}_${ch}`});
