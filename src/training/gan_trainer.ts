@@ -136,7 +136,7 @@ export function ganLearningRate(lr: number, decay: 'none' | 'linear', s: number,
 }
 
 /** Real-batch indices of update k of step s (see the module comment). */
-class RealStream {
+export class RealStream {
   private readonly perPass: number;
   private pass = -1;
   private order: Int32Array = new Int32Array(0);
