@@ -272,7 +272,7 @@ describe('attacks on trained small CNNs (wasm)', () => {
       const evaluation = await evaluateAttacks(classifier, run.data.test, {
         settings: [{attack: 'fgsm', eps: 32}, {attack: 'pgd', eps: 32, step: 8}, {attack: 'apgd', eps: 32},
                    {attack: 'pgd', eps: 128, step: 32}],
-        limit: 200, batchSize: 100, seed: 0,
+        limit: 100, batchSize: 100, seed: 0,
       });
       assert.equal(tf.memory().numTensors, before, 'the attacks left tensors behind');
       const [fgsmTop1, pgdTop1, apgdTop1, largeTop1] = evaluation.results.map(r => r.top1);
