@@ -26,3 +26,10 @@ export type {EpochRecord, TrainOptions, TrainResult} from './training/trainer.js
 export {loadCheckpoint, readCheckpoint, TrainError} from './training/checkpoint.js';
 export {checkExperiment, runExperiment} from './cli/experiment.js';
 export type {ExperimentConfig} from './cli/experiment.js';
+
+// GAN runs
+export {trainGan} from './training/gan_trainer.js';
+export type {GanRecord, GanScorer, GanTrainOptions, GanTrainResult} from './training/gan_trainer.js';
+export {loadGanCheckpoint, readGanCheckpoint} from './training/gan_checkpoint.js';
+export type {GanCheckpointState, GanRunConfig} from './training/gan_checkpoint.js';
+export {imageGridPng} from './io/png.js';
