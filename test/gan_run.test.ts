@@ -24,31 +24,11 @@ import {imageGridPng} from '../src/io/png.js';
 import {TrainError} from '../src/training/checkpoint.js';
 import {ganLearningRate, GanRecord, RealStream, trainGan} from '../src/training/gan_trainer.js';
 import {useTestBackend} from './helpers/backends.js';
+import {waitForLine} from './helpers/child_process.js';
 import {tinyGanOptions} from './helpers/gan_child.js';
 
 const REPO = new URL('..', import.meta.url).pathname;
 const STEPS = 8;
-
-function waitForLine(child: ReturnType<typeof spawn>, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`child printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
-    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find(l => pattern.test(l));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.on('exit', code => {
-      clearTimeout(timer);
-      reject(new Error(`child exited (${code}) before printing ${pattern}; stdout: ${out}; stderr: ${err}`));
-    });
-  });
-}
 
 /** The run's final state as bytes: both networks' weights, both Adam states, the last sample grid. */
 async function runBytes(runDir: string): Promise<Record<string, Buffer>> {

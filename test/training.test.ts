@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import {ChildProcess, spawn} from 'node:child_process';
+import {spawn} from 'node:child_process';
 import {cp, mkdir, mkdtemp, readFile, rename, rm, writeFile} from 'node:fs/promises';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -16,6 +16,7 @@ import {learningRateAt, parseSchedule, REFERENCE_SCHEDULE, Schedule, validateSch
 import {trainableVariables, TrainStep} from '../src/training/step.js';
 import {epochBatches, EpochRecord, TIMING_FIELDS, train, TrainResult} from '../src/training/trainer.js';
 import {useTestBackend} from './helpers/backends.js';
+import {waitForLine} from './helpers/child_process.js';
 import {tinyDataset, tinyModel, tinyRunOptions} from './helpers/train_child.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
@@ -148,27 +149,6 @@ async function sameFile(a: string, b: string): Promise<boolean> {
 }
 
 /** Resolves with the child's first stdout line matching `pattern`; rejects if it exits first. */
-function waitForLine(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    const timer = setTimeout(() => reject(new Error(`child printed no ${pattern} in ${timeoutMs} ms; stderr: ${err}`)), timeoutMs);
-    child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n').find(l => pattern.test(l));
-      if (line !== undefined) {
-        clearTimeout(timer);
-        resolve(line);
-      }
-    });
-    child.on('exit', code => {
-      clearTimeout(timer);
-      reject(new Error(`child exited (${code}) before printing ${pattern}; stdout: ${out}; stderr: ${err}`));
-    });
-  });
-}
-
 async function rejectsWith(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
   await assert.rejects(promise, (e: unknown) => {
     assert.ok(e instanceof TrainError, `not a TrainError: ${e}`);

@@ -33,7 +33,7 @@ import {describeDataset, describeWeights, TrainError} from './checkpoint.js';
 import {
   checkSameGanRun, GanRunConfig, loadGanCheckpoint, recoverGanCheckpoint, saveGanCheckpoint,
 } from './gan_checkpoint.js';
-import {METRICS_FILE, prepareRunDir, recoverMetrics} from './run_dir.js';
+import {METRICS_FILE, prepareRunDir, progressOutput, recoverMetrics} from './run_dir.js';
 import type {ProgressMode} from './trainer.js';
 
 export const SAMPLES_DIR = 'samples';
@@ -229,9 +229,7 @@ export async function trainGan(options: GanTrainOptions): Promise<GanTrainResult
     return state.step;
   }, 'checkpoint');
   const history = done > 0 ? await recoverMetrics<GanRecord>(o.runDir, 'step', done) : [];
-  const stream = o.log === undefined ? process.stderr : o.log;
-  const requested = stream === null ? 'none' : o.progress ?? 'auto';
-  const mode = requested === 'auto' ? ((stream as NodeJS.WriteStream).isTTY ? 'bar' : 'lines') : requested;
+  const {stream, mode} = progressOutput(o.log, o.progress);
   const say = (text: string) => { if (mode !== 'none') stream!.write(`${text}\n`); };
 
   let stepLr = lr;

@@ -101,3 +101,14 @@ export async function recoverMetrics<R extends object>(runDir: string, key: keyo
   await writeAtomic(path, records.map(r => `${JSON.stringify(r)}\n`).join(''));
   return records;
 }
+
+/**
+ * Where a run's progress goes and how: `log` (default stderr; null = nowhere)
+ * and the requested mode, 'auto' meaning a bar on a terminal, lines elsewhere.
+ */
+export function progressOutput(log: NodeJS.WritableStream | null | undefined, requested: 'auto' | 'bar' | 'lines' | 'none' = 'auto'):
+    {stream: NodeJS.WritableStream | null; mode: 'bar' | 'lines' | 'none'} {
+  const stream = log === undefined ? process.stderr : log;
+  if (stream === null) return {stream, mode: 'none'};
+  return {stream, mode: requested === 'auto' ? ((stream as NodeJS.WriteStream).isTTY ? 'bar' : 'lines') : requested};
+}

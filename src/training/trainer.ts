@@ -18,7 +18,7 @@ import {
   checkpointDir, checkReadable, checkSameRun, describeDataset, describeWeights, loadCheckpoint, recoverCheckpoint,
   RunConfig, saveCheckpoint, TrainError,
 } from './checkpoint.js';
-import {METRICS_FILE, prepareRunDir, recoverMetrics} from './run_dir.js';
+import {METRICS_FILE, prepareRunDir, progressOutput, recoverMetrics} from './run_dir.js';
 import {evaluate} from './metrics.js';
 import {describeSchedule, learningRateAt, Schedule, validateSchedule} from './schedule.js';
 import {AdversarialSteps, AdversarialTraining, checkAdversarial} from './adversarial.js';
@@ -334,9 +334,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     return state.epoch;
   }, 'epoch');
   const history = done > 0 ? await recoverMetrics<EpochRecord>(o.runDir, 'epoch', done) : [];
-  const stream = o.log === undefined ? process.stderr : o.log;
-  const requested = stream === null ? 'none' : o.progress ?? 'auto';
-  const mode = requested === 'auto' ? ((stream as NodeJS.WriteStream).isTTY ? 'bar' : 'lines') : requested;
+  const {stream, mode} = progressOutput(o.log, o.progress);
   const progress = new Progress(mode, stream, epochs, o.progressInterval ?? 60);
   const metricsPath = join(o.runDir, METRICS_FILE);
 
