@@ -27,6 +27,8 @@ import {formatTable} from '../src/report/table.js';
 import {pgd} from '../src/robustness/pgd.js';
 import {TrainStep} from '../src/training/step.js';
 import {benchBrowser} from './browser.js';
+import {benchGan, D_NORMS} from './gan.js';
+import type {DNorm} from '../src/models/sngan.js';
 import {convolutionFlopsPerImage, simdPeak} from './peak.js';
 
 const NORMS: NormKind[] = ['bn', 'convnorm'];
@@ -53,6 +55,10 @@ interface Options {
   browserBackends: string[];
   browserBatch: number;
   browserUnit: number[];
+  gan: boolean;
+  ganWidths: number[];
+  ganDNorms: DNorm[];
+  ganSoak: number;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -276,6 +282,12 @@ async function main(opts: Options & {runNetwork?: string}) {
   const backend = await useBackend(opts.backend, {fusedMultiplyAdd: opts.fma});
   const threads = backend === 'wasm' ? wasmThreadCount() : undefined;
   setSimdKernels(opts.simd);
+  if (opts.gan) {
+    await benchGan({widths: opts.ganWidths, dNorms: opts.ganDNorms, batch: 64, reps: opts.reps, soakSteps: opts.ganSoak,
+                    torch: opts.torch, engine: `${backend}${threads === undefined ? '' : ` (${threads} threads)`}`,
+                    json: opts.json});
+    return;
+  }
   if (opts.runNetwork !== undefined) {
     const [network, norm, batch] = opts.runNetwork.split(':');
     console.log(JSON.stringify(benchNetwork(network as Network, norm as NormKind, Number(batch), opts.steps)));
@@ -414,6 +426,15 @@ const program = new Command('bench')
     }
     return xs;
   }, [32, 16, 16])
+  .option('--gan', 'instead: SNGAN discriminator and generator steps per d-norm, beside the PyTorch port')
+  .option('--gan-widths <list>', 'with --gan: widths', (v: string) => list(v).map(Number), [64, 128])
+  .option('--gan-d-norms <list>', `with --gan: d-norms (${D_NORMS.join(', ')})`, (v: string) => {
+    const names = list(v);
+    const unknown = names.filter(n => !(D_NORMS as readonly string[]).includes(n));
+    if (unknown.length > 0) throw new InvalidArgumentError(`unknown d-norm ${unknown}; choose from ${D_NORMS.join(', ')}`);
+    return names;
+  }, [...D_NORMS])
+  .option('--gan-soak <n>', 'with --gan: GAN steps of the tensor-count soak (0 to skip)', Number, 500)
   .addOption(new Option('--run-network <network:norm:batch>', 'internal: one network configuration').hideHelp())
   .option('--json <path>', 'where to write the results', `runs/bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
   .action(main);

@@ -29,7 +29,7 @@ describe('the built command (dist/, as npx runs it)', () => {
     // tsx resolves imports plain Node does not (extension-less ESM deep imports): run what users run.
     const result = spawnSync(process.execPath, ['dist/cli/main.js', '--help'], {encoding: 'utf8'});
     assert.equal(result.status, 0, result.stderr);
-    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum', 'gan', 'gan-eval', 'serve-demo']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
   });
 });
 

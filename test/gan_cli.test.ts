@@ -36,6 +36,19 @@ describe('convnorm gan / gan-eval', () => {
     assert.equal(trained.status, 0, trained.stderr);
   });
 
+  it('--help documents every option of gan and gan-eval', () => {
+    const gan = cli('gan', '--help');
+    for (const flag of ['--dataset', '--data-root', '--d-norm', '--steps', '--ch', '--g-ch', '--z-dim', '--batch-size',
+                        '--n-dis', '--lr', '--beta1', '--beta2', '--lr-decay', '--seed', '--log-every', '--checkpoint-every',
+                        '--sample-every', '--score-every', '--samples', '--feature-run', '--inception',
+                        '--inception-features', '--inception-logits', '--run-dir', '--resume', '--overwrite', '--progress',
+                        '--backend', '--threads']) {
+      assert.match(gan.stdout, new RegExp(`${flag}\\b`), `gan --help does not mention ${flag}`);
+    }
+    const evaluation = cli('gan-eval', '--help');
+    for (const flag of ['--samples', '--feature-run', '--inception', '--seed']) assert.match(evaluation.stdout, new RegExp(`${flag}\\b`));
+  });
+
   it('trains sn and convnorm on the same seed and prints the scores under the feature run\'s name', () => {
     const r = cli('gan', '--d-norm', 'sn,convnorm', '--steps', '2', ...TINY, '--feature-run', clf, '--run-dir', gan);
     assert.equal(r.status, 0, r.stderr);
