@@ -2,7 +2,8 @@
  * GAN runs: a run killed (SIGKILL) after a checkpoint and resumed, and a
  * short run resumed with more steps, give bitwise the weights, Adam states,
  * metrics and samples of the uninterrupted run; the tensor count stays flat
- * from step to step through checkpoints, sample grids and data passes; a
+ * from step to step through checkpoints, sample grids and data passes, and
+ * over 500 bare GAN steps; a
  * resume with other settings is refused before anything changes; the sample
  * grid is save_image's layout; the real-batch stream covers the data once
  * per pass; and Inception graph models are checked and wired as documented.
@@ -18,7 +19,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import {PNG} from 'pngjs';
 
 import {Rng} from '../src/data/random.js';
+import {gaussianNoise} from '../src/gan/evaluate.js';
 import {loadInception} from '../src/gan/inception.js';
+import {GanStep} from '../src/gan/step.js';
+import {snganDiscriminator, snganGenerator} from '../src/models/sngan.js';
 import {fileSystem} from '../src/io/file_system.js';
 import {imageGridPng} from '../src/io/png.js';
 import {TrainError} from '../src/training/checkpoint.js';
@@ -133,6 +137,28 @@ describe('GAN runs (wasm)', () => {
     }
     assert.equal(await readFile(join(dir, 'metrics.jsonl'), 'utf8'), before);
     await assert.rejects(readdir(join(root, 'never')), /ENOENT/);
+  });
+});
+
+describe('GAN steps (wasm)', () => {
+  it('500 GAN steps (width 2, ConvNorm discriminator, n_dis 1) leave the tensor count where the first step left it', async () => {
+    await useTestBackend('wasm');
+    const g = snganGenerator({imageShape: [28, 28, 1], ch: 2, zDim: 2, seed: 1});
+    const d = snganDiscriminator({imageShape: [28, 28, 1], ch: 2, dNorm: 'convnorm', seed: 2});
+    const step = new GanStep({generator: g, discriminator: d, nDis: 1});
+    const rng = new Rng(5);
+    const real = tf.randomUniform([2, 28, 28, 1], -1, 1, 'float32', 6) as tf.Tensor4D;
+    const counts: number[] = [];
+    for (let s = 0; s < 500; s++) {
+      await step.step(() => tf.clone(real), () => gaussianNoise(rng, 2, 2));
+      counts.push(tf.memory().numTensors);
+    }
+    const grew = counts.findIndex(c => c !== counts[0]);
+    assert.equal(grew, -1, `${counts[0]} tensors after step 1, ${counts[grew]} after step ${grew + 1}`);
+    real.dispose();
+    step.dispose();
+    g.dispose();
+    d.dispose();
   });
 });
 
