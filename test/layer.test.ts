@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import {mkdtempSync, readdirSync, rmSync} from 'node:fs';
+import {copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
@@ -65,6 +65,29 @@ describe('ConvNorm2D in a tfjs model', () => {
     const viaUrl = await tfl.loadLayersModel(`file://${join(dir, 'b', 'model.json')}`);
     assert.deepEqual((viaUrl.predict(x) as tf.Tensor).dataSync(), before.dataSync());
     tf.dispose([x, y, before, after]);
+  });
+
+  it('refuses a model.json whose weight paths leave its directory (../, absolute), reading nothing', async () => {
+    const model = smallModel(5);
+    await model.save(fileSystem(join(dir, 'c')));
+    const json = JSON.parse(readFileSync(join(dir, 'c', 'model.json'), 'utf8'));
+    // The weights sit one level up, so a loader that followed the paths would load them.
+    copyFileSync(join(dir, 'c', 'weights.bin'), join(dir, 'outside.bin'));
+    for (const [name, path] of [['up', '../outside.bin'], ['absolute', join(dir, 'outside.bin')],
+                                ['nested', 'sub/../../outside.bin'], ['itself', '.']]) {
+      mkdirSync(join(dir, name));
+      writeFileSync(join(dir, name, 'model.json'), JSON.stringify({...json, weightsManifest: [{...json.weightsManifest[0],
+                                                                                              paths: [path]}]}));
+      await assert.rejects(tfl.loadLayersModel(fileSystem(join(dir, name))),
+                           new RegExp(`names the weight file '${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}', outside its own directory`));
+    }
+    // A path inside its directory still loads.
+    mkdirSync(join(dir, 'inside', 'shards'), {recursive: true});
+    copyFileSync(join(dir, 'c', 'weights.bin'), join(dir, 'inside', 'shards', 'w.bin'));
+    writeFileSync(join(dir, 'inside', 'model.json'), JSON.stringify({...json, weightsManifest: [{...json.weightsManifest[0],
+                                                                                                paths: ['./shards/w.bin']}]}));
+    (await tfl.loadLayersModel(fileSystem(join(dir, 'inside')))).dispose();
+    model.dispose();
   });
 
   it('keeps the tensor count constant over training steps', async () => {

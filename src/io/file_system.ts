@@ -6,7 +6,7 @@
  * renamed into place, so an interrupted save never leaves a half-written model.
  */
 import {mkdir, readFile, rename, stat, writeFile} from 'node:fs/promises';
-import {dirname, join} from 'node:path';
+import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -65,6 +65,13 @@ class FileSystemHandler implements tf.io.IOHandler {
       json = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
     } catch (e) {
       throw new Error(`cannot read a tfjs model from ${path}: ${(e as Error).message}`);
+    }
+    // Run directories travel between people: a manifest may name only files beside its model.json.
+    for (const p of (json.weightsManifest ?? []).flatMap(group => group.paths)) {
+      const inside = relative(resolve(base), resolve(base, p));
+      if (isAbsolute(p) || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+        throw new Error(`${path} names the weight file '${p}', outside its own directory; refused`);
+      }
     }
     return tf.io.getModelArtifactsForJSON(json, async manifest => {
       const specs = manifest.flatMap(group => group.weights);
