@@ -7,7 +7,7 @@
  */
 import {readFile} from 'node:fs/promises';
 
-import {canonicalJson} from '../training/checkpoint.js';
+import {canonicalJson} from '../common/canonical_json.js';
 import {writeAtomic} from './file_system.js';
 
 export const RESULTS_FORMAT = 'convnorm-results';

@@ -34,10 +34,12 @@ import {
   CHECKPOINT_DIR, commitCheckpoint, fileSize, locateCheckpoint, recoverCheckpoint as recoverDirs,
 } from '../io/checkpoint_dirs.js';
 import {fileSystem} from '../io/file_system.js';
+import {canonicalJson} from '../common/canonical_json.js';
 import type {AdversarialTraining} from './adversarial.js';
 import type {Schedule} from './schedule.js';
 
 export {CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR} from '../io/checkpoint_dirs.js';
+export {canonicalJson} from '../common/canonical_json.js';
 const STATE_JSON = 'state.json';
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';
@@ -154,14 +156,6 @@ export function describeDataset(ds: ImageDataset): DatasetInfo {
   hash.update(ds.pixels);
   hash.update(new Uint8Array(ds.labels.buffer, ds.labels.byteOffset, ds.labels.byteLength));
   return {name: ds.name, count: datasetSize(ds), shape: [...ds.shape], numClasses: ds.numClasses, sha256: hash.digest('hex')};
-}
-
-/** JSON with object keys sorted, so equal configurations give equal strings. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  });
 }
 
 function short(value: unknown): string {
