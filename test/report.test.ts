@@ -23,6 +23,7 @@ describe('grouping runs', () => {
     assert.deepEqual(differingKeys(RUNS.slice(0, 1)), []);
     assert.deepEqual(differingKeys([{schedule: {lr: 0.1}}, {schedule: {lr: 0.2}}]), ['schedule']);
     assert.equal(settingsLabel(RUNS[1], ['norm', 'noise', 'schedule']), 'norm=convnorm, noise=0.4, schedule={"kind":"cosine","lr":0.1}');
+    assert.equal(settingsLabel(RUNS[1], ['ocnnLambda', 'norm']), 'norm=convnorm');
   });
 
   it('puts runs that differ only in the seed into one cell, in the order they first appear', () => {

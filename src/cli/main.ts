@@ -13,6 +13,8 @@ import {readdirSync} from 'node:fs';
 import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
+import {buildReport} from '../report/page.js';
+import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import {formatDemoResults, runDemo} from './demo.js';
 import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
 import {attackCommand, AttackCommandOptions} from './attack.js';
@@ -435,6 +437,19 @@ program.command('gan-eval')
     const r = await ganEval(runDir, options);
     console.log(`${runDir} at step ${r.step}, ${r.samples} samples, backend ${engine}: ` +
                 Object.entries(r.scores).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', '));
+  });
+
+program.command('report')
+  .description('one self-contained HTML file (inline SVG, no script, works offline) with the figures of run ' +
+               'directories: training curves, GAN losses, scores and samples')
+  .argument('<run-dir...>', 'directories of runs made by convnorm train or convnorm gan')
+  .addOption(new Option('-o, --output <file>', 'where the report goes').default('report.html'))
+  .action(async (dirs: string[], options: {output: string}) => {
+    await checkParentDirectory(options.output);
+    const report = await buildReport(dirs, {output: options.output});
+    for (const problem of report.problems) console.error(`warning: ${problem}`);
+    await writeAtomic(options.output, report.html);
+    console.log(`Report of ${dirs.length} run(s): ${options.output}`);
   });
 
 program.command('serve-demo')

@@ -20,9 +20,10 @@ export function differingKeys(runs: Settings[], ignore: readonly string[] = []):
   return keys.filter(k => new Set(runs.map(r => (k in r ? canonical(r[k]) : '<missing>'))).size > 1);
 }
 
-/** "norm=bn, noise=0.4": the given keys' values in a run's settings. */
+/** "norm=bn, noise=0.4": the given keys' values in a run's settings (keys it lacks left out). */
 export function settingsLabel(settings: Settings, keys: readonly string[]): string {
-  return keys.map(k => `${k}=${typeof settings[k] === 'string' ? settings[k] : canonical(settings[k])}`).join(', ');
+  return keys.filter(k => k in settings)
+    .map(k => `${k}=${typeof settings[k] === 'string' ? settings[k] : canonical(settings[k])}`).join(', ');
 }
 
 export interface Cell<T> {
