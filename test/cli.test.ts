@@ -6,7 +6,7 @@ import {join} from 'node:path';
 import {after, describe, it} from 'node:test';
 
 import {checkExperiment, loadExperimentData} from '../src/cli/experiment.js';
-import {formatDemoResults, runDemo} from '../src/cli/demo.js';
+import {formatDemoResults, runDemo, writeDemoReport} from '../src/cli/demo.js';
 import {useTestBackend} from './helpers/backends.js';
 import {CIFAR_SUBSET} from './helpers/datasets.js';
 
@@ -319,5 +319,12 @@ describe('convnorm demo', () => {
     const table = formatDemoResults(results).split('\n');
     assert.equal(table.length, 4);
     assert.match(table[3], /^convnorm /);
+    // The report of both runs: their curves and spectra, named by the setting that differs, nothing unread.
+    const report = await writeDemoReport(join(root, 'demo'), results);
+    assert.deepEqual(report.problems, []);
+    const html = readFileSync(report.path, 'utf8');
+    assert.deepEqual([...html.matchAll(/<h2>([^<]*)<\/h2>/g)].map(m => m[1]), ['Training', 'Layer spectra']);
+    assert.match(html, /norm=bn/);
+    assert.match(html, /norm=convnorm/);
   });
 });

@@ -1,5 +1,6 @@
 /**
- * `convnorm report` on real run directories (a training run, a GAN run) and
+ * `convnorm report` on real run directories (a training run with its
+ * attack, corruption and spectrum results, a GAN run) and
  * one with a hostile name and malformed files: the visible notes and the
  * command's warnings, the escaping of every run string, and the page in
  * headless Chromium with the network blocked: no console error, no dialog,
@@ -15,7 +16,11 @@ import {join} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 import {after, before, describe, it} from 'node:test';
 
+import {unitSpectra} from '../src/analysis/layer_spectra.js';
+import {storeResults} from '../src/io/results.js';
 import {buildReport} from '../src/report/page.js';
+import {evaluateAttacks} from '../src/robustness/attack_eval.js';
+import {evaluateCorruptions} from '../src/robustness/corruption_eval.js';
 import {trainGan} from '../src/training/gan_trainer.js';
 import {train} from '../src/training/trainer.js';
 import {useTestBackend} from './helpers/backends.js';
@@ -34,6 +39,19 @@ describe('convnorm report', () => {
     await useTestBackend('wasm');
     const t = tinyRunOptions('convnorm', dirs[0], 2);
     await train({...t, runFiles: {'experiment.json': JSON.stringify({norm: 'convnorm', noise: 0.2, seed: 3})}});
+    // What convnorm attack, eval --corruptions and spectrum store, from the library calls behind them.
+    const classifier = {model: t.model, normalization: t.normalization};
+    const attacks = await evaluateAttacks(classifier, t.test!, {settings: [{attack: 'fgsm', eps: 4}, {attack: 'fgsm', eps: 8},
+                                                                           {attack: 'pgd', eps: 8, steps: 2}], seed: 0});
+    const savedAt = new Date().toISOString();
+    await storeResults(join(dirs[0], 'attacks.json'), 'attacks', attacks.results.map(({label, top1, ...setting}) => ({
+      settings: {...setting, epoch: 2}, result: {label, top1, cleanTop1: attacks.cleanTop1}, savedAt})));
+    const corruptions = await evaluateCorruptions(t.model, t.test!, {names: ['contrast', 'gaussian_noise'], severities: [1, 5],
+                                                                    seed: 0, normalization: t.normalization});
+    await storeResults(join(dirs[0], 'corruptions.json'), 'corruptions', corruptions.corruptions.map(c => ({
+      settings: {name: c.name, severity: c.severity, epoch: 2}, result: {top1: c.top1}, savedAt})));
+    await storeResults(join(dirs[0], 'spectrum.json'), 'spectrum', [{settings: {epoch: 2},
+      result: unitSpectra(t.model, {values: true, powerIterations: 0}), savedAt}]);
     t.model.dispose();
     const g = tinyGanOptions(dirs[1], 2);
     await trainGan({...g, sampleEvery: 1, logEvery: 1, runFiles: {'gan.json': JSON.stringify({dNorm: 'convnorm', seed: 9})}});
@@ -95,12 +113,13 @@ describe('convnorm report', () => {
         marks: s.querySelectorAll('svg path, svg circle').length,
         images: [...s.querySelectorAll('img')].map(i => (i as HTMLImageElement).naturalWidth),
       })));
-      assert.deepEqual(figures.map(f => f.title), ['Training', 'GAN training', 'GAN samples']);
+      assert.deepEqual(figures.map(f => f.title), ['Training', 'Adversarial robustness', 'Common corruptions', 'Layer spectra',
+                                                   'GAN training', 'GAN samples']);
       for (const f of figures) {
         assert.ok(f.marks > 0 || (f.images.length > 0 && f.images.every(w => w > 0)), `${f.title}: nothing drawn`);
       }
       // 6 samples of 28x28 in 3 columns, 2-pixel borders.
-      assert.deepEqual(figures[2].images, [3 * (28 + 2) + 2]);
+      assert.deepEqual(figures[5].images, [3 * (28 + 2) + 2]);
       assert.ok((await page.textContent('body'))!.includes(HOSTILE));
       assert.deepEqual(errors, []);
       assert.deepEqual(requests, []);

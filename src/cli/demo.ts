@@ -10,6 +10,8 @@ import {unitSpectra} from '../analysis/layer_spectra.js';
 import {storeResults} from '../io/results.js';
 import {NormKind} from '../models/blocks.js';
 import {formatTable} from '../report/table.js';
+import {buildReport} from '../report/page.js';
+import {writeAtomic} from '../io/file_system.js';
 import {ExperimentConfig, runExperiment} from './experiment.js';
 import {SPECTRUM_FILE} from './spectrum.js';
 import type {TrainOptions} from '../training/trainer.js';
@@ -66,6 +68,14 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult[]> {
     }
   }
   return results;
+}
+
+/** Writes `<outDir>/report.html` for the demo's runs; returns its path and what it could not read. */
+export async function writeDemoReport(outDir: string, results: DemoResult[]): Promise<{path: string; problems: string[]}> {
+  const path = join(outDir, 'report.html');
+  const report = await buildReport(results.map(r => r.runDir), {output: path});
+  await writeAtomic(path, report.html);
+  return {path, problems: report.problems};
 }
 
 export function formatDemoResults(results: DemoResult[]): string {

@@ -15,7 +15,7 @@ import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
 import {buildReport} from '../report/page.js';
 import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
-import {formatDemoResults, runDemo} from './demo.js';
+import {formatDemoResults, runDemo, writeDemoReport} from './demo.js';
 import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
 import {attackCommand, AttackCommandOptions} from './attack.js';
 import {corruptionCommand} from './corruptions.js';
@@ -70,8 +70,11 @@ async function demo(options: {backend?: BackendName; threads?: number; seed: num
               'layer spectral norms: largest singular value of each conv unit as applied in inference (conv, ' +
               'ConvNorm\'s preconditioning and affine filter, BatchNorm\'s scale), exact under circular boundary on ' +
               'the (H+2) x (W+2) grid (convnorm spectrum <run> gives the strided, power-iteration and Lipschitz values).');
+  const report = await writeDemoReport(outDir, results);
+  for (const problem of report.problems) console.error(`warning: ${problem}`);
   console.log(`\nRuns written to ${outDir}/ (metrics.jsonl, checkpoint/, experiment.json, label-noise.json, ` +
               'spectrum.json per norm).');
+  console.log(`Report (open it in a browser): ${report.path}`);
 }
 
 async function isometry(options: {backend?: BackendName; threads?: number; seed: number}): Promise<void> {

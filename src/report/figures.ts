@@ -112,3 +112,130 @@ export function ganFigures(runs: ReportRun[]): Figure[] {
   }
   return figures;
 }
+
+const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+
+/** Top-1 against eps per attack (`convnorm attack`), the clean top-1 at eps 0. */
+export function attackFigure(runs: ReportRun[]): Figure | undefined {
+  const attacked = runs.filter(r => r.attacks.length > 0);
+  if (attacked.length === 0) return undefined;
+  const names = seriesNames(attacked);
+  const rows = attacked.flatMap(r => r.attacks.flatMap(e => {
+    const [eps, top1, clean] = [num(e.settings.eps), num(e.result.top1), num(e.result.cleanTop1)];
+    const label = typeof e.result.label === 'string' ? e.result.label : String(e.settings.attack);
+    if (eps === undefined || top1 === undefined) return [];
+    return [{series: names.get(r)!, attack: label, eps, top1, clean}];
+  }));
+  const attacks = [...new Set(rows.map(d => d.attack))];
+  const withClean = attacks.flatMap(a => {
+    const of = rows.filter(d => d.attack === a);
+    const clean = [...new Map(of.filter(d => d.clean !== undefined).map(d => [d.series, d.clean!])).entries()]
+      .map(([series, top1]) => ({series, attack: a, eps: 0, top1}));
+    return [...clean, ...of].sort((x, y) => x.eps - y.eps);
+  });
+  return {
+    title: 'Adversarial robustness',
+    caption: 'Top-1 under each attack (L-infinity, pixel space, inference mode) against its radius in 1/255, ' +
+      'the clean top-1 at 0.',
+    plots: attacks.map(a => lines(withClean.filter(d => d.attack === a), 'eps', 'top1', `${a} top-1`)),
+    images: [],
+    table: {header: ['run', 'attack', 'eps (1/255)', 'top-1', 'clean top-1'],
+            rows: rows.map(d => [d.series, d.attack, String(d.eps), f4(d.top1), f4(d.clean)])},
+    sources: attacked.map(r => `${r.dir}/attacks.json`),
+  };
+}
+
+/** Top-1 per corruption and severity as a heatmap per run (`convnorm eval --corruptions`), and the means. */
+export function corruptionFigure(runs: ReportRun[]): Figure | undefined {
+  const corrupted = runs.filter(r => r.corruptions.length > 0);
+  if (corrupted.length === 0) return undefined;
+  const names = seriesNames(corrupted);
+  const rows = corrupted.flatMap(r => r.corruptions.flatMap(e => {
+    const [severity, top1] = [num(e.settings.severity), num(e.result.top1)];
+    return severity === undefined || top1 === undefined ? []
+      : [{series: names.get(r)!, corruption: String(e.settings.name), severity, top1}];
+  }));
+  const means = corrupted.map(r => {
+    const of = rows.filter(d => d.series === names.get(r));
+    return {series: names.get(r)!, mean: of.reduce((s, d) => s + d.top1, 0) / Math.max(1, of.length), count: of.length};
+  });
+  const heat = plot({
+    width: 300 * corrupted.length + 160, height: 40 + 22 * new Set(rows.map(d => d.corruption)).size, marginLeft: 130,
+    // No colour legend: Plot draws continuous ones on a canvas, which jsdom lacks; each cell prints its value.
+    color: {scheme: 'viridis', domain: [0, 1], label: 'top-1'},
+    x: {label: 'severity'}, fx: {label: null}, y: {label: null},
+    marks: [Plot.cell(rows, {x: 'severity', y: 'corruption', fx: 'series', fill: 'top1'}),
+            Plot.text(rows, {x: 'severity', y: 'corruption', fx: 'series', text: (d: {top1: number}) => d.top1.toFixed(2),
+                             fill: 'white', fontSize: 9})],
+  });
+  const bars = plot({
+    width: 520, height: 40 + 28 * means.length, marginLeft: 200, x: {label: 'mean top-1', domain: [0, 1]}, y: {label: null},
+    marks: [Plot.barX(means, {x: 'mean', y: 'series', fill: 'series'}), Plot.ruleX([0])],
+  });
+  return {
+    title: 'Common corruptions',
+    caption: 'Top-1 on the corrupted test set per corruption and severity (the CIFAR-10-C construction), and its ' +
+      'mean over every corruption and severity evaluated.',
+    plots: [heat, bars],
+    images: [],
+    table: {header: ['run', 'corruption', 'severity', 'top-1'],
+            rows: [...rows.map(d => [d.series, d.corruption, String(d.severity), f4(d.top1)]),
+                   ...means.map(m => [m.series, `mean of ${m.count}`, '', f4(m.mean)])]},
+    sources: corrupted.map(r => `${r.dir}/corruptions.json`),
+  };
+}
+
+interface SpectrumUnit {
+  name: string;
+  conv: number;
+  folded: number;
+  values?: number[];
+}
+
+/** At most `count` of a descending list, evenly by rank, the first and last kept. */
+function thin(values: number[], count: number): {rank: number; value: number}[] {
+  const n = values.length;
+  const picks = n <= count ? values.map((_, i) => i)
+    : Array.from({length: count}, (_, i) => Math.round((i * (n - 1)) / (count - 1)));
+  return picks.map(i => ({rank: n === 1 ? 0 : i / (n - 1), value: values[i]}));
+}
+
+/** Per-unit spectral norms and sorted singular values (`convnorm spectrum`), and the Lipschitz bound. */
+export function spectrumFigure(runs: ReportRun[]): Figure | undefined {
+  const analysed = runs.filter(r => r.spectrum.length > 0);
+  if (analysed.length === 0) return undefined;
+  const names = seriesNames(analysed);
+  const per = analysed.map(r => {
+    const result = r.spectrum[r.spectrum.length - 1].result as {units?: SpectrumUnit[]; lipschitzBound?: number};
+    return {run: r, units: Array.isArray(result.units) ? result.units : [], bound: num(result.lipschitzBound)};
+  });
+  const norms = per.flatMap(p => p.units.flatMap((u, i) => [
+    {series: names.get(p.run)!, unit: i + 1, name: u.name, what: 'folded unit', value: u.folded},
+    {series: names.get(p.run)!, unit: i + 1, name: u.name, what: 'kernel alone', value: u.conv},
+  ])).filter(d => num(d.value) !== undefined);
+  const spectra = per.flatMap(p => p.units.filter(u => Array.isArray(u.values) && u.values.length > 0)
+    .flatMap((u, i) => thin(u.values!, 100).map(v => ({series: names.get(p.run)!, unit: `${i + 1} ${u.name}`, ...v}))));
+  const plots = [
+    plot({width: 520, height: 260, marginLeft: 56, grid: true, x: {label: 'conv unit (forward order)'},
+          y: {label: 'spectral norm', type: 'log'}, color: {legend: true},
+          marks: [Plot.lineY(norms.filter(d => d.what === 'folded unit'), {x: 'unit', y: 'value', stroke: 'series'}),
+                  Plot.dot(norms, {x: 'unit', y: 'value', stroke: 'series',
+                                   symbol: 'what', fill: (d: {what: string}) => (d.what === 'folded unit' ? 'currentColor' : 'none')})]}),
+    ...[...new Set(spectra.map(d => d.series))].map(series => plot({
+      width: 520, height: 260, marginLeft: 56, grid: true, x: {label: 'rank (0 = largest)'},
+      y: {label: `singular values, ${series}`, type: 'log'},
+      marks: [Plot.lineY(spectra.filter(d => d.series === series), {x: 'rank', y: 'value', z: 'unit', stroke: 'unit',
+                                                                      strokeOpacity: 0.7})]})),
+  ];
+  return {
+    title: 'Layer spectra',
+    caption: 'Per conv unit, the spectral norm of the kernel alone and of the whole unit as it runs in inference ' +
+      '(circular on its grid; line: the unit), and every unit\'s singular values, sorted; the Lipschitz bound is ' +
+      'in the table.',
+    plots, images: [],
+    table: {header: ['run', 'unit', 'name', 'kernel alone', 'folded unit'],
+            rows: [...per.flatMap(p => p.units.map((u, i) => [names.get(p.run)!, String(i + 1), u.name, f4(u.conv), f4(u.folded)])),
+                   ...per.map(p => [names.get(p.run)!, 'Lipschitz bound', '', '', f4(p.bound)])]},
+    sources: analysed.map(r => `${r.dir}/spectrum.json`),
+  };
+}

@@ -8,6 +8,7 @@
 import {readdir, readFile} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 
+import {RESULTS_FORMAT, ResultEntry} from '../io/results.js';
 import type {GanRecord} from '../training/gan_trainer.js';
 import type {EpochRecord} from '../training/trainer.js';
 
@@ -20,6 +21,10 @@ export interface ReportRun {
   settings: Record<string, unknown>;
   epochs: EpochRecord[];
   steps: GanRecord[];
+  /** attacks.json, corruptions.json, spectrum.json entries of the run's latest evaluated epoch. */
+  attacks: ResultEntry[];
+  corruptions: ResultEntry[];
+  spectrum: ResultEntry[];
   /** Sample grids of a GAN run, by step, as PNG bytes. */
   samples: {step: number; png: Buffer}[];
   /** What could not be read, one sentence each. */
@@ -58,10 +63,30 @@ function jsonLines<R>(text: string, key: string, file: string, problems: string[
   return records;
 }
 
+/** A results file's entries of the latest epoch it has; [] and a problem when it is not one. */
+async function resultEntries(path: string, file: string, kind: string, problems: string[]): Promise<ResultEntry[]> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse((await readText(path)) ?? '');
+  } catch (e) {
+    problems.push(`${file} is not readable JSON (${(e as Error).message})`);
+    return [];
+  }
+  if (!isObject(parsed) || parsed.format !== RESULTS_FORMAT || parsed.kind !== kind || !Array.isArray(parsed.entries)) {
+    problems.push(`${file} is not a convnorm ${kind} results file`);
+    return [];
+  }
+  const valid = (parsed.entries as unknown[]).filter((e): e is ResultEntry =>
+    isObject(e) && isObject(e.settings) && isObject(e.result));
+  if (valid.length < parsed.entries.length) problems.push(`${file}: ${parsed.entries.length - valid.length} malformed entries skipped`);
+  const epoch = Math.max(...valid.map(e => Number(e.settings.epoch)).filter(Number.isFinite));
+  return Number.isFinite(epoch) ? valid.filter(e => Number(e.settings.epoch) === epoch) : valid;
+}
+
 /** Reads a run directory; never throws for what it holds. */
 export async function readRun(dir: string): Promise<ReportRun> {
-  const run: ReportRun = {dir, name: basename(dir), kind: 'unknown', settings: {}, epochs: [], steps: [], samples: [],
-                          problems: []};
+  const run: ReportRun = {dir, name: basename(dir), kind: 'unknown', settings: {}, epochs: [], steps: [], attacks: [],
+                          corruptions: [], spectrum: [], samples: [], problems: []};
   let entries: string[];
   try {
     entries = await readdir(dir);
@@ -89,6 +114,10 @@ export async function readRun(dir: string): Promise<ReportRun> {
     run.steps = jsonLines<GanRecord>(metrics, 'step', 'metrics.jsonl', run.problems);
   } else {
     run.epochs = jsonLines<EpochRecord>(metrics, 'epoch', 'metrics.jsonl', run.problems);
+  }
+  for (const [file, kind] of [['attacks.json', 'attacks'], ['corruptions.json', 'corruptions'],
+                              ['spectrum.json', 'spectrum']] as const) {
+    if (entries.includes(file)) run[kind] = await resultEntries(join(dir, file), file, kind, run.problems);
   }
   if (run.kind === 'gan' && entries.includes('samples')) {
     for (const file of (await readdir(join(dir, 'samples')).catch(() => [] as string[])).sort()) {
