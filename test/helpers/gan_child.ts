@@ -8,13 +8,12 @@
  * `HANGING <step>` and waits forever, so that the test can SIGKILL it at a
  * known point after a checkpoint.
  */
-import {pathToFileURL} from 'node:url';
-
 import {ImageDataset} from '../../src/data/dataset.js';
 import {Rng} from '../../src/data/random.js';
 import {DNorm, snganDiscriminator, snganGenerator} from '../../src/models/sngan.js';
 import {GanTrainOptions, trainGan} from '../../src/training/gan_trainer.js';
 import {useTestBackend} from './backends.js';
+import {hang, runIfScript} from './child_process.js';
 
 /** `count` random 28x28 grey images: a bright blob at a random place on a dark field. */
 export function tinyImages(count: number, seed: number): ImageDataset {
@@ -52,18 +51,10 @@ async function main(): Promise<void> {
   await trainGan({
     ...tinyGanOptions(runDir, Number(steps)),
     onStep: async step => {
-      if (step === Number(hangStep)) {
-        process.stdout.write(`HANGING ${step}\n`);
-        await new Promise(() => setInterval(() => {}, 1000));
-      }
+      if (step === Number(hangStep)) await hang(`HANGING ${step}`);
     },
   });
   process.stdout.write('FINISHED\n');
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch(e => {
-    process.stderr.write(`${(e as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+runIfScript(import.meta.url, main);

@@ -9,8 +9,6 @@
  * <hangEpoch>, prints `HANGING <epoch> <batch>` and waits forever, so that the
  * test can SIGKILL it mid-epoch at a known point.
  */
-import {pathToFileURL} from 'node:url';
-
 import * as tfl from '@tensorflow/tfjs-layers';
 
 import {ImageDataset} from '../../src/data/dataset.js';
@@ -19,6 +17,7 @@ import {convUnit, linear, NormKind, relu, SeedSequence} from '../../src/models/b
 import type {AdversarialTraining} from '../../src/training/adversarial.js';
 import {train, TrainOptions} from '../../src/training/trainer.js';
 import {useTestBackend} from './backends.js';
+import {hang, runIfScript} from './child_process.js';
 
 /**
  * `count` random 8x8x3 images of 4 classes; each class tints its own channel
@@ -93,18 +92,10 @@ async function main(): Promise<void> {
   await train({
     ...options,
     onBatch: async p => {
-      if (p.epoch === Number(hangEpoch) && p.batch === Number(hangBatch)) {
-        process.stdout.write(`HANGING ${p.epoch} ${p.batch}\n`);
-        await new Promise(() => setInterval(() => {}, 1000));
-      }
+      if (p.epoch === Number(hangEpoch) && p.batch === Number(hangBatch)) await hang(`HANGING ${p.epoch} ${p.batch}`);
     },
   });
   process.stdout.write('FINISHED\n');
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  main().catch(e => {
-    process.stderr.write(`${(e as Error).stack}\n`);
-    process.exit(1);
-  });
-}
+runIfScript(import.meta.url, main);
