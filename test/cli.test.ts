@@ -6,6 +6,9 @@ import {join} from 'node:path';
 import {after, describe, it} from 'node:test';
 
 import {checkExperiment, loadExperimentData} from '../src/cli/experiment.js';
+import {openRun} from '../src/cli/run_model.js';
+import {subset} from '../src/data/splits.js';
+import {evaluate} from '../src/training/metrics.js';
 import {formatDemoResults, runDemo, writeDemoReport} from '../src/cli/demo.js';
 import {useTestBackend} from './helpers/backends.js';
 import {CIFAR_SUBSET} from './helpers/datasets.js';
@@ -47,7 +50,7 @@ describe('convnorm train / eval', () => {
     }
   });
 
-  it('trains from a config file plus flags, records the noise, refuses to overwrite, resumes, evaluates', () => {
+  it('trains from a config file plus flags, records the noise, refuses to overwrite, resumes, evaluates', async () => {
     const runDir = join(root, 'run');
     const config = join(root, 'config.json');
     writeFileSync(config, JSON.stringify({norm: 'bn', epochs: 1, noise: 0.4, schedule: 'constant', lr: 0.05}));
@@ -69,6 +72,20 @@ describe('convnorm train / eval', () => {
                      Array.from(data.train.labels.keys()).filter(i => data.train.labels[i] !== clean.train.labels[i]));
     assert.equal(noise.selected, Math.round(0.4 * 400));
     assert.ok(changed > 0.25 * 400 && changed < 0.45 * 400, `changed ${changed} of 400`);
+    assert.deepEqual(noise.changedTrueLabels, noise.changedIndices.map((i: number) => clean.train.labels[i]));
+    // Memorization, as the epoch's record has it, against evaluate() on those images with either label.
+    await useTestBackend('wasm');
+    const run = await openRun(runDir);
+    const changedImages = subset(data.train, noise.changedIndices);
+    const record = JSON.parse(lines[0]);
+    const normalization = {mean: [0.1307], std: [0.3081]};
+    const fitted = await evaluate(run.model, changedImages, {normalization});
+    const correct = await evaluate(run.model, {...changedImages, labels: Int32Array.from(noise.changedTrueLabels)},
+                                   {normalization});
+    assert.ok(Math.abs(record.noisyFitted - fitted.top1) < 1e-12, `${record.noisyFitted} vs ${fitted.top1}`);
+    assert.ok(Math.abs(record.noisyCorrect - correct.top1) < 1e-12, `${record.noisyCorrect} vs ${correct.top1}`);
+    assert.ok(record.noisyFitted + record.noisyCorrect <= 1 && record.noisyCorrect > 0);
+    run.model.dispose();
 
     const again = cli('train', ...tiny, '--config', config, '--run-dir', runDir, '--seed', '3');
     assert.equal(again.status, 1);

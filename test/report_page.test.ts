@@ -38,7 +38,9 @@ describe('convnorm report', () => {
   before(async () => {
     await useTestBackend('wasm');
     const t = tinyRunOptions('convnorm', dirs[0], 2);
-    await train({...t, runFiles: {'experiment.json': JSON.stringify({norm: 'convnorm', noise: 0.2, seed: 3})}});
+    // Images 0-5 stand for those whose label noise changed, with made-up true labels.
+    await train({...t, noisyLabels: {indices: [0, 1, 2, 3, 4, 5], clean: [0, 1, 2, 3, 0, 1]},
+                 runFiles: {'experiment.json': JSON.stringify({norm: 'convnorm', noise: 0.2, seed: 3})}});
     // What convnorm attack, eval --corruptions and spectrum store, from the library calls behind them.
     const classifier = {model: t.model, normalization: t.normalization};
     const attacks = await evaluateAttacks(classifier, t.test!, {settings: [{attack: 'fgsm', eps: 4}, {attack: 'fgsm', eps: 8},
@@ -113,13 +115,13 @@ describe('convnorm report', () => {
         marks: s.querySelectorAll('svg path, svg circle').length,
         images: [...s.querySelectorAll('img')].map(i => (i as HTMLImageElement).naturalWidth),
       })));
-      assert.deepEqual(figures.map(f => f.title), ['Training', 'Adversarial robustness', 'Common corruptions', 'Layer spectra',
-                                                   'GAN training', 'GAN samples']);
+      assert.deepEqual(figures.map(f => f.title), ['Training', 'Label noise: memorization', 'Adversarial robustness',
+                                                   'Common corruptions', 'Layer spectra', 'GAN training', 'GAN samples']);
       for (const f of figures) {
         assert.ok(f.marks > 0 || (f.images.length > 0 && f.images.every(w => w > 0)), `${f.title}: nothing drawn`);
       }
       // 6 samples of 28x28 in 3 columns, 2-pixel borders.
-      assert.deepEqual(figures[5].images, [3 * (28 + 2) + 2]);
+      assert.deepEqual(figures[6].images, [3 * (28 + 2) + 2]);
       assert.ok((await page.textContent('body'))!.includes(HOSTILE));
       assert.deepEqual(errors, []);
       assert.deepEqual(requests, []);

@@ -184,9 +184,10 @@ export interface ExperimentData {
   /**
    * The label noise, as indices into `train`: those the noise selected
    * (`noisyIndices`) and those whose label it actually changed (a selected
-   * label can be redrawn as its true class).
+   * label can be redrawn as its true class), with their true labels
+   * (`changedTrueLabels`, aligned with `changedIndices`).
    */
-  noise: {changed: number; selected: number; noisyIndices: number[]; changedIndices: number[]};
+  noise: {changed: number; selected: number; noisyIndices: number[]; changedIndices: number[]; changedTrueLabels: number[]};
 }
 
 export function loadExperimentData(c: ExperimentConfig): ExperimentData {
@@ -200,14 +201,17 @@ export function loadExperimentData(c: ExperimentConfig): ExperimentData {
     trainSet = split.train;
     monitor = split.validation;
   }
-  let noise = {changed: 0, selected: 0, noisyIndices: [] as number[], changedIndices: [] as number[]};
+  let noise = {changed: 0, selected: 0, noisyIndices: [] as number[], changedIndices: [] as number[],
+               changedTrueLabels: [] as number[]};
   if (c.noise > 0) {
     const result = applyLabelNoise(trainSet.labels, {kind: c.noiseType, fraction: c.noise,
                                                      numClasses: trainSet.numClasses, rng: Rng.derive(c.seed, STREAM.noise)});
+    const trueLabels = trainSet.labels;
     trainSet = {...trainSet, labels: result.labels};
     const changedIndices = Array.from(result.changed.keys()).filter(i => result.changed[i] === 1);
     noise = {changed: changedIndices.length, selected: result.noisyIndices.length,
-             noisyIndices: Array.from(result.noisyIndices), changedIndices};
+             noisyIndices: Array.from(result.noisyIndices), changedIndices,
+             changedTrueLabels: changedIndices.map(i => trueLabels[i])};
   }
   return {train: trainSet, monitor, test, noise};
 }
@@ -249,6 +253,7 @@ export async function runExperiment(partial: Partial<ExperimentConfig>,
     const result = await train({
       model, modelSpec: spec as unknown as Record<string, unknown>,
       train: data.train, test: data.monitor, batchSize: config.batchSize, epochs,
+      noisyLabels: {indices: data.noise.changedIndices, clean: data.noise.changedTrueLabels},
       schedule: parseSchedule(config.schedule, {epochs, lr: config.lr}),
       adversarial: adversarialTraining(config),
       momentum: config.momentum, weightDecay: config.weightDecay, seed: config.seed, augmentation,

@@ -239,3 +239,24 @@ export function spectrumFigure(runs: ReportRun[]): Figure | undefined {
     sources: analysed.map(r => `${r.dir}/spectrum.json`),
   };
 }
+
+/** Label noise: how much of it the model has memorized per epoch, beside clean test top-1. */
+export function memorizationFigure(runs: ReportRun[]): Figure | undefined {
+  const noisy = runs.filter(r => r.kind === 'train' && r.epochs.some(e => num(e.noisyFitted) !== undefined));
+  if (noisy.length === 0) return undefined;
+  const names = seriesNames(noisy);
+  const data = noisy.flatMap(r => r.epochs.filter(e => num(e.noisyFitted) !== undefined)
+    .map(e => ({series: names.get(r)!, epoch: e.epoch, fitted: e.noisyFitted!, correct: e.noisyCorrect, test: e.testTop1})));
+  return {
+    title: 'Label noise: memorization',
+    caption: 'Per epoch, of the training images whose label the noise changed: the fraction the model predicts as ' +
+      'the noisy label (memorized) and as the true one; beside them the top-1 on the clean held-out images.',
+    plots: [lines(data, 'epoch', 'fitted', 'noisy labels fitted'),
+            lines(data.filter(d => d.correct !== undefined), 'epoch', 'correct', 'true labels of those images'),
+            lines(data.filter(d => d.test !== undefined), 'epoch', 'test', 'clean held-out top-1')],
+    images: [],
+    table: {header: ['run', 'epoch', 'noisy labels fitted', 'true labels', 'clean held-out top-1'],
+            rows: data.map(d => [d.series, String(d.epoch), f4(d.fitted), f4(d.correct), f4(d.test)])},
+    sources: noisy.map(r => `${r.dir}/metrics.jsonl`),
+  };
+}

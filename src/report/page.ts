@@ -5,7 +5,9 @@
  * visible note, and the figures show what could be read.
  */
 import {escapeHtml} from './html.js';
-import {attackFigure, corruptionFigure, Figure, ganFigures, spectrumFigure, trainingFigure} from './figures.js';
+import {
+  attackFigure, corruptionFigure, Figure, ganFigures, memorizationFigure, spectrumFigure, trainingFigure,
+} from './figures.js';
 import {ReportRun, readRun} from './read_run.js';
 
 export interface Report {
@@ -55,7 +57,7 @@ export async function buildReport(dirs: string[], options: {output?: string} = {
   const runs = await Promise.all(dirs.map(readRun));
   const command = ['convnorm', 'report', ...dirs, ...(options.output === undefined ? [] : ['-o', options.output])]
     .map(quote).join(' ');
-  const figures = [trainingFigure(runs), attackFigure(runs), corruptionFigure(runs), spectrumFigure(runs), ...ganFigures(runs)]
+  const figures = [trainingFigure(runs), memorizationFigure(runs), attackFigure(runs), corruptionFigure(runs), spectrumFigure(runs), ...ganFigures(runs)]
     .filter((f): f is Figure => f !== undefined);
   const problems = runs.flatMap(r => r.problems.map(p => `${r.dir}: ${p}`));
   const notes = problems.length === 0 ? ''

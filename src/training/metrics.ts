@@ -118,3 +118,35 @@ export function checkLogits(logits: tf.Tensor, ds: ImageDataset): void {
       'expected [batch, classes] logits');
   }
 }
+
+/**
+ * For each of `labelSets` (one label per image of `ds`), the fraction of
+ * images whose top-1 prediction (inference mode; ties to the lower class, as
+ * topKHits) is that label: one forward pass for all of them. With the noisy
+ * and the true labels of the images whose label noise changed, these are how
+ * much of the noise the model has memorized and how much it still gets right.
+ */
+export async function labelAgreement(model: tfl.LayersModel, ds: ImageDataset, labelSets: Int32Array[],
+                                     options: Omit<EvalOptions, 'onBatch'> = {}): Promise<number[]> {
+  const total = datasetSize(ds);
+  labelSets.forEach((l, i) => {
+    if (l.length !== total) throw new Error(`label set ${i} has ${l.length} labels for ${total} images`);
+  });
+  const batchSize = options.batchSize ?? 256;
+  const hits = new Array<number>(labelSets.length).fill(0);
+  for (let start = 0; start < total; start += batchSize) {
+    const end = Math.min(total, start + batchSize);
+    const {x, labels} = makeBatch(ds, Int32Array.from({length: end - start}, (_, i) => start + i),
+                                  {normalization: options.normalization});
+    const counts = tf.tidy(() => {
+      const logits = model.apply(x, {training: false}) as tf.Tensor2D;
+      checkLogits(logits, ds);
+      return tf.stack(labelSets.map(set => tf.sum(topKHits(logits, tf.tensor1d(set.subarray(start, end), 'int32'), 1))));
+    });
+    tf.dispose([x, labels]);
+    const values = await counts.data();
+    counts.dispose();
+    values.forEach((v, i) => { hits[i] += v; });
+  }
+  return hits.map(h => (total === 0 ? 0 : h / total));
+}

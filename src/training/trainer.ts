@@ -19,7 +19,8 @@ import {
   RunConfig, saveCheckpoint, TrainError,
 } from './checkpoint.js';
 import {METRICS_FILE, prepareRunDir, progressOutput, recoverMetrics} from './run_dir.js';
-import {evaluate} from './metrics.js';
+import {evaluate, labelAgreement} from './metrics.js';
+import {subset} from '../data/splits.js';
 import {describeSchedule, learningRateAt, Schedule, validateSchedule} from './schedule.js';
 import {AdversarialSteps, AdversarialTraining, checkAdversarial} from './adversarial.js';
 import {TrainStep} from './step.js';
@@ -51,6 +52,13 @@ export interface EpochRecord {
   testTop1?: number;
   testTop5?: number;
   testImages?: number;
+  /**
+   * With label noise: the fraction of the training images whose label the
+   * noise changed that the model (inference mode, after the epoch) assigns
+   * their noisy label (memorized), and their true one.
+   */
+  noisyFitted?: number;
+  noisyCorrect?: number;
   /** Wall time of the epoch's training and evaluation (not the checkpoint write), seconds. */
   seconds: number;
   trainSeconds: number;
@@ -92,6 +100,12 @@ export interface TrainOptions {
   train: ImageDataset;
   /** Evaluated after every epoch, when given. */
   test?: ImageDataset;
+  /**
+   * The training images whose label noise changed (indices into `train`) and
+   * their true labels: after every epoch the record says how many of them the
+   * model predicts as the noisy label and as the true one.
+   */
+  noisyLabels?: {indices: ArrayLike<number>; clean: ArrayLike<number>};
   batchSize: number;
   /** Batch size of the evaluation. Default: batchSize. */
   evalBatchSize?: number;
@@ -322,6 +336,16 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   if (testSet) checkDataset(model, testSet, 'test');
   const count = datasetSize(trainSet);
+  let noisy: {images: ImageDataset; labelSets: Int32Array[]} | undefined;
+  if (o.noisyLabels !== undefined && o.noisyLabels.indices.length > 0) {
+    const {indices, clean} = o.noisyLabels;
+    if (clean.length !== indices.length) fail(`noisyLabels: ${indices.length} indices, ${clean.length} true labels`);
+    for (let i = 0; i < indices.length; i++) {
+      if (!Number.isInteger(indices[i]) || indices[i] < 0 || indices[i] >= count) fail(`noisyLabels: index ${indices[i]} is outside the training set`);
+    }
+    const images = subset(trainSet, indices);
+    noisy = {images, labelSets: [images.labels, Int32Array.from(clean)]};
+  }
   const batches = epochBatches(count, batchSize);
   if (batches === 0) fail(`the training set has ${count} image(s): too few for a batch of two or more`);
 
@@ -415,6 +439,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const r = await evaluate(model, testSet, {batchSize: o.evalBatchSize ?? batchSize, normalization: o.normalization});
         test = {testLoss: r.loss, testTop1: r.top1, testTop5: r.top5, testImages: r.count};
         evalSeconds = (performance.now() - evalStarted) / 1000;
+      }
+      if (noisy !== undefined) {
+        const evalStarted = performance.now();
+        const [fitted, correct] = await labelAgreement(model, noisy.images, noisy.labelSets,
+                                                       {batchSize: o.evalBatchSize ?? batchSize, normalization: o.normalization});
+        test = {...test, noisyFitted: fitted, noisyCorrect: correct};
+        evalSeconds += (performance.now() - evalStarted) / 1000;
       }
       const record: EpochRecord = {
         epoch: e + 1, lr, trainLoss: lossSum / presented, trainTop1: correct / presented, trainImages: images,
