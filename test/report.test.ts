@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import {describe, it} from 'node:test';
 
 import {differingKeys, formatMeanStd, groupRuns, meanStd, settingsLabel} from '../src/report/group.js';
+import {cellMeans, cellNames, seriesNames} from '../src/report/figures.js';
 import {escapeHtml} from '../src/report/html.js';
+import type {ReportRun} from '../src/report/read_run.js';
 
 const RUNS = [
   {runDir: 'a', norm: 'bn', noise: 0.4, seed: 0, schedule: {kind: 'cosine', lr: 0.1}},
@@ -46,6 +48,33 @@ describe('grouping runs', () => {
     assert.equal(formatMeanStd(meanStd([93.1])), '93.10');
     assert.throws(() => meanStd([]), /no values/);
     assert.throws(() => meanStd([1, NaN]), /not a finite number: NaN/);
+  });
+});
+
+describe('seeds in figures', () => {
+  const run = (name: string, settings: Record<string, unknown>): ReportRun => ({
+    dir: `runs/${name}`, name, kind: 'train', settings, epochs: [], steps: [], attacks: [], corruptions: [], spectrum: [],
+    samples: [], problems: []});
+
+  it('names each run by what differs, and its cell by what differs but the seed', () => {
+    const runs = [run('a', {norm: 'bn', seed: 0, runDir: 'x'}), run('b', {norm: 'bn', seed: 1}),
+                  run('c', {norm: 'convnorm', seed: 0}), run('d', {norm: 'convnorm', seed: 1})];
+    const series = seriesNames(runs);
+    assert.deepEqual([...series.values()], ['norm=bn, seed=0', 'norm=bn, seed=1', 'norm=convnorm, seed=0', 'norm=convnorm, seed=1']);
+    assert.deepEqual([...cellNames(runs, series).values()], ['norm=bn', 'norm=bn', 'norm=convnorm', 'norm=convnorm']);
+    // Settings alike: the directory names keep the runs apart; one unreadable beside them is named by its directory.
+    assert.deepEqual([...seriesNames([run('a', {norm: 'bn'}), run('b', {norm: 'bn'})]).values()], ['a', 'b']);
+    assert.deepEqual([...seriesNames([run('a', {norm: 'bn'}), run('b', {})]).values()], ['norm=bn', 'b']);
+  });
+
+  it('draws a cell as the mean and sample std of its seeds at each x', () => {
+    const data = [{cell: 'bn', series: 's0', epoch: 1, top1: 0.5}, {cell: 'bn', series: 's1', epoch: 1, top1: 0.7},
+                  {cell: 'bn', series: 's2', epoch: 1, top1: 0.9}, {cell: 'bn', series: 's0', epoch: 2, top1: 0.8},
+                  {cell: 'cn', series: 's3', epoch: 1, top1: 0.6}, {cell: 'cn', series: 's3', epoch: 2, top1: undefined}];
+    const means = cellMeans(data, 'epoch', 'top1');
+    assert.deepEqual(means.map(m => [m.cell, m.x, m.n]), [['bn', 1, 3], ['bn', 2, 1], ['cn', 1, 1]]);
+    assert.ok(Math.abs(means[0].mean - 0.7) < 1e-15 && Math.abs(means[0].std! - 0.2) < 1e-15, JSON.stringify(means[0]));
+    assert.equal(means[1].std, null);
   });
 });
 

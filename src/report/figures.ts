@@ -9,7 +9,7 @@
 import * as Plot from '@observablehq/plot';
 import {JSDOM} from 'jsdom';
 
-import {differingKeys, settingsLabel} from './group.js';
+import {differingKeys, meanStd, settingsLabel} from './group.js';
 import type {ReportRun} from './read_run.js';
 
 export interface Figure {
@@ -36,6 +36,33 @@ export function seriesNames(runs: ReportRun[]): Map<ReportRun, string> {
   return names;
 }
 
+/**
+ * Each run's cell: its series name without the seed, so that the seeds of one
+ * setting are drawn together as mean ± std with their individual points.
+ */
+export function cellNames(runs: ReportRun[], series: Map<ReportRun, string>): Map<ReportRun, string> {
+  const keys = differingKeys(runs.map(r => r.settings), [...NOT_SETTINGS, 'seed']);
+  return new Map(runs.map(r => [r, keys.length > 0 ? settingsLabel(r.settings, keys) || series.get(r)! : 'all seeds']));
+}
+
+/** Per cell and x: mean and sample std of y over the cell's runs. */
+export function cellMeans(data: Record<string, unknown>[], x: string, y: string): {cell: string; x: number; mean: number;
+                                                                                   std: number | null; n: number}[] {
+  const groups = new Map<string, {cell: string; x: number; values: number[]}>();
+  for (const d of data) {
+    const [xv, yv] = [num(d[x]), num(d[y])];
+    if (xv === undefined || yv === undefined) continue;
+    const key = `${String(d.cell)}\u0000${xv}`;
+    const g = groups.get(key) ?? {cell: String(d.cell), x: xv, values: []};
+    g.values.push(yv);
+    groups.set(key, g);
+  }
+  return [...groups.values()].map(g => {
+    const m = meanStd(g.values);
+    return {cell: g.cell, x: g.x, mean: m.mean, std: m.std, n: g.values.length};
+  }).sort((a, b) => (a.cell < b.cell ? -1 : a.cell > b.cell ? 1 : a.x - b.x));
+}
+
 function plot(options: Plot.PlotOptions): string {
   const {document} = new JSDOM('').window;
   return (Plot.plot({...options, document}) as unknown as Element).outerHTML;
@@ -44,10 +71,25 @@ function plot(options: Plot.PlotOptions): string {
 const f4 = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-');
 
 function lines(data: Record<string, unknown>[], x: string, y: string, label: string): string {
+  const seeded = new Map<string, Set<unknown>>();
+  for (const d of data) seeded.set(String(d.cell), (seeded.get(String(d.cell)) ?? new Set()).add(d.series));
+  if (![...seeded.values()].some(s => s.size > 1)) {
+    return plot({
+      width: 520, height: 260, marginLeft: 56, grid: true,
+      x: {label: x}, y: {label}, color: {legend: true},
+      marks: [Plot.lineY(data, {x, y, stroke: 'series'}), Plot.dot(data, {x, y, fill: 'series', r: 2.5})],
+    });
+  }
+  // Several seeds of a setting: their mean, ± one sample std, and every run's point.
+  const means = cellMeans(data, x, y);
   return plot({
     width: 520, height: 260, marginLeft: 56, grid: true,
-    x: {label: x}, y: {label}, color: {legend: true},
-    marks: [Plot.lineY(data, {x, y, stroke: 'series'}), Plot.dot(data, {x, y, fill: 'series', r: 2.5})],
+    x: {label: x}, y: {label: `${label} (mean ± std over seeds)`}, color: {legend: true},
+    marks: [Plot.dot(data, {x, y, fill: 'cell', r: 2, fillOpacity: 0.45}),
+            Plot.lineY(means, {x: 'x', y: 'mean', stroke: 'cell'}),
+            Plot.ruleX(means.filter(m => m.std !== null),
+                       {x: 'x', y1: (m: {mean: number; std: number}) => m.mean - m.std,
+                        y2: (m: {mean: number; std: number}) => m.mean + m.std, stroke: 'cell'})],
   });
 }
 
@@ -56,9 +98,10 @@ export function trainingFigure(runs: ReportRun[]): Figure | undefined {
   const trained = runs.filter(r => r.kind === 'train' && r.epochs.length > 0);
   if (trained.length === 0) return undefined;
   const names = seriesNames(trained);
+  const cells = cellNames(trained, names);
   const validation = trained.some(r => Number(r.settings.validation) > 0);
   const held = validation ? 'validation / test' : 'test';
-  const data = trained.flatMap(r => r.epochs.map(e => ({series: names.get(r)!, ...e})));
+  const data = trained.flatMap(r => r.epochs.map(e => ({series: names.get(r)!, cell: cells.get(r)!, ...e})));
   return {
     title: 'Training',
     caption: `Per epoch: mean training cross-entropy, training top-1 (against the labels trained on, noisy ones ` +
@@ -78,10 +121,11 @@ export function ganFigures(runs: ReportRun[]): Figure[] {
   const gans = runs.filter(r => r.kind === 'gan' && (r.steps.length > 0 || r.samples.length > 0));
   if (gans.length === 0) return [];
   const names = seriesNames(gans);
-  const data = gans.flatMap(r => r.steps.map(s => ({series: names.get(r)!, ...s})));
+  const cells = cellNames(gans, names);
+  const data = gans.flatMap(r => r.steps.map(s => ({series: names.get(r)!, cell: cells.get(r)!, ...s})));
   const labels = [...new Set(data.flatMap(d => Object.keys(d.scores ?? {})).filter(l => !l.endsWith(' std')))];
   const scored = labels.flatMap(label => data.filter(d => d.scores?.[label] !== undefined)
-    .map(d => ({series: d.series, step: d.step, score: label, value: d.scores![label]})));
+    .map(d => ({series: d.series, cell: d.cell, step: d.step, score: label, value: d.scores![label]})));
   const figures: Figure[] = [];
   if (data.length > 0) {
     figures.push({
@@ -120,17 +164,18 @@ export function attackFigure(runs: ReportRun[]): Figure | undefined {
   const attacked = runs.filter(r => r.attacks.length > 0);
   if (attacked.length === 0) return undefined;
   const names = seriesNames(attacked);
+  const cells = cellNames(attacked, names);
   const rows = attacked.flatMap(r => r.attacks.flatMap(e => {
     const [eps, top1, clean] = [num(e.settings.eps), num(e.result.top1), num(e.result.cleanTop1)];
     const label = typeof e.result.label === 'string' ? e.result.label : String(e.settings.attack);
     if (eps === undefined || top1 === undefined) return [];
-    return [{series: names.get(r)!, attack: label, eps, top1, clean}];
+    return [{series: names.get(r)!, cell: cells.get(r)!, attack: label, eps, top1, clean}];
   }));
   const attacks = [...new Set(rows.map(d => d.attack))];
   const withClean = attacks.flatMap(a => {
     const of = rows.filter(d => d.attack === a);
-    const clean = [...new Map(of.filter(d => d.clean !== undefined).map(d => [d.series, d.clean!])).entries()]
-      .map(([series, top1]) => ({series, attack: a, eps: 0, top1}));
+    const clean = [...new Map(of.filter(d => d.clean !== undefined).map(d => [d.series, d])).values()]
+      .map(d => ({series: d.series, cell: d.cell, attack: a, eps: 0, top1: d.clean!}));
     return [...clean, ...of].sort((x, y) => x.eps - y.eps);
   });
   return {
@@ -245,8 +290,9 @@ export function memorizationFigure(runs: ReportRun[]): Figure | undefined {
   const noisy = runs.filter(r => r.kind === 'train' && r.epochs.some(e => num(e.noisyFitted) !== undefined));
   if (noisy.length === 0) return undefined;
   const names = seriesNames(noisy);
+  const cells = cellNames(noisy, names);
   const data = noisy.flatMap(r => r.epochs.filter(e => num(e.noisyFitted) !== undefined)
-    .map(e => ({series: names.get(r)!, epoch: e.epoch, fitted: e.noisyFitted!, correct: e.noisyCorrect, test: e.testTop1})));
+    .map(e => ({series: names.get(r)!, cell: cells.get(r)!, epoch: e.epoch, fitted: e.noisyFitted!, correct: e.noisyCorrect, test: e.testTop1})));
   return {
     title: 'Label noise: memorization',
     caption: 'Per epoch, of the training images whose label the noise changed: the fraction the model predicts as ' +
