@@ -340,7 +340,7 @@ describe('convnorm demo', () => {
     const report = await writeDemoReport(join(root, 'demo'), results);
     assert.deepEqual(report.problems, []);
     const html = readFileSync(report.path, 'utf8');
-    assert.deepEqual([...html.matchAll(/<h2>([^<]*)<\/h2>/g)].map(m => m[1]), ['Training', 'Layer spectra']);
+    assert.deepEqual([...html.matchAll(/<h2>([^<]*)<\/h2>/g)].map(m => m[1]), ['Training', 'Label noise: memorization', 'Layer spectra']);
     assert.match(html, /norm=bn/);
     assert.match(html, /norm=convnorm/);
   });
