@@ -4,21 +4,25 @@
  * one with a hostile name and malformed files: the visible notes and the
  * command's warnings, the escaping of every run string, and the page in
  * headless Chromium with the network blocked: no console error, no dialog,
- * every figure drawn (SVG marks, decoded images). The screenshot goes to
+ * every figure drawn (SVG marks, decoded images), and each figure as a PNG
+ * (--png); a missing browser refused before anything is written. The screenshot goes to
  * test/screenshots/ (gitignored). Skips the Chromium part, saying why,
  * without Chromium.
  */
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
-import {mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {fileURLToPath, pathToFileURL} from 'node:url';
 import {after, before, describe, it} from 'node:test';
 
+import {PNG} from 'pngjs';
+
 import {unitSpectra} from '../src/analysis/layer_spectra.js';
 import {storeResults} from '../src/io/results.js';
 import {buildReport} from '../src/report/page.js';
+import {writeFigurePngs} from '../src/report/png_export.js';
 import {evaluateAttacks} from '../src/robustness/attack_eval.js';
 import {evaluateCorruptions} from '../src/robustness/corruption_eval.js';
 import {trainGan} from '../src/training/gan_trainer.js';
@@ -82,6 +86,12 @@ describe('convnorm report', () => {
                           {cwd: REPO, encoding: 'utf8'});
     assert.equal(cli.status, 0, cli.stderr);
     assert.match(cli.stderr, /warning: .*experiment\.json is not readable JSON/);
+    const noBrowser = spawnSync(process.execPath, ['dist/cli/main.js', 'report', ...dirs, '-o', join(root, 'never.html'),
+                                                   '--png', join(root, 'never')],
+                                {cwd: REPO, encoding: 'utf8', env: {...process.env, CONVNORM_CHROMIUM: join(root, 'no-chromium')}});
+    assert.equal(noBrowser.status, 1);
+    assert.match(noBrowser.stderr, /--png draws the figures in headless Chromium, and there is none at .*no-chromium/);
+    assert.ok(!existsSync(join(root, 'never.html')) && !existsSync(join(root, 'never')), 'written before the refusal');
     // The file is the library's report, its regenerating command naming the output.
     const output = join(root, 'report.html');
     assert.equal(readFileSync(output, 'utf8'), (await buildReport(dirs, {output})).html);
@@ -125,6 +135,16 @@ describe('convnorm report', () => {
       assert.ok((await page.textContent('body'))!.includes(HOSTILE));
       assert.deepEqual(errors, []);
       assert.deepEqual(requests, []);
+      // --png: every plot and image of the page, as PNG files.
+      const parts = await page.$$eval('section.figure', sections =>
+        sections.reduce((n, s) => n + s.querySelectorAll('.plots > figure, .plots > svg, .images > figure').length, 0));
+      const pngs = await writeFigurePngs(file, join(root, 'png'));
+      assert.equal(pngs.length, parts);
+      assert.ok(pngs[0].endsWith('1-training-1.png'), pngs[0]);
+      for (const path of pngs) {
+        const image = PNG.sync.read(readFileSync(path));
+        assert.ok(image.width > 100 && image.height > 50, `${path}: ${image.width} x ${image.height}`);
+      }
       mkdirSync(join(REPO, 'test/screenshots'), {recursive: true});
       await page.screenshot({path: join(REPO, 'test/screenshots/report.png'), fullPage: true});
     } finally {

@@ -14,6 +14,7 @@ import {evaluate} from '../training/metrics.js';
 import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
 import {buildReport} from '../report/page.js';
+import {checkChromium, writeFigurePngs} from '../report/png_export.js';
 import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import {formatDemoResults, runDemo, writeDemoReport} from './demo.js';
 import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
@@ -447,12 +448,19 @@ program.command('report')
                'directories: training curves, GAN losses, scores and samples')
   .argument('<run-dir...>', 'directories of runs made by convnorm train or convnorm gan')
   .addOption(new Option('-o, --output <file>', 'where the report goes').default('report.html'))
-  .action(async (dirs: string[], options: {output: string}) => {
+  .addOption(new Option('--png <dir>', 'also each figure as a PNG in this folder, drawn in headless Chromium ' +
+                        '(/usr/bin/chromium, or the executable CONVNORM_CHROMIUM names)'))
+  .action(async (dirs: string[], options: {output: string; png?: string}) => {
     await checkParentDirectory(options.output);
+    if (options.png !== undefined) checkChromium();
     const report = await buildReport(dirs, {output: options.output});
     for (const problem of report.problems) console.error(`warning: ${problem}`);
     await writeAtomic(options.output, report.html);
     console.log(`Report of ${dirs.length} run(s): ${options.output}`);
+    if (options.png !== undefined) {
+      const pngs = await writeFigurePngs(options.output, options.png);
+      console.log(`${pngs.length} figure(s) as PNG in ${options.png}`);
+    }
   });
 
 program.command('serve-demo')
