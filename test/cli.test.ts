@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
-import {mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
+import {cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync} from 'node:fs';
 import os from 'node:os';
 import {join} from 'node:path';
 import {after, describe, it} from 'node:test';
@@ -106,6 +106,18 @@ describe('convnorm train / eval', () => {
     const wrong = cli('eval', runDir, '--model', 'resnet18');
     assert.equal(wrong.status, 1);
     assert.match(wrong.stderr, /the checkpoint in .* is for model 'small_cnn_bn' .*, not 'resnet18_bn' .*\(it has 38 weights, the model 102\)/);
+
+    // A checkpoint whose model.json points its weights outside the checkpoint is refused by every reader.
+    const hostile = join(root, 'hostile');
+    cpSync(runDir, hostile, {recursive: true});
+    const modelJson = join(hostile, 'checkpoint', 'model.json');
+    const json = JSON.parse(readFileSync(modelJson, 'utf8'));
+    writeFileSync(modelJson, JSON.stringify({...json, weightsManifest: [{...json.weightsManifest[0], paths: ['../../run/checkpoint/weights.bin']}]}));
+    for (const args of [['eval', hostile], ['spectrum', hostile], ['attack', hostile, '--limit', '10']]) {
+      const refused = cli(...args);
+      assert.equal(refused.status, 1, `${args}: ${refused.stdout}`);
+      assert.match(refused.stderr, /names the weight file '\.\.\/\.\.\/run\/checkpoint\/weights\.bin', outside its own directory; refused/);
+    }
   });
 
   it('holds out a validation split for the per-epoch metrics and scores the test set once at the end', () => {

@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import {spawnSync} from 'node:child_process';
-import {existsSync, mkdtempSync, readFileSync, rmSync} from 'node:fs';
+import {cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import os from 'node:os';
 import {join} from 'node:path';
 import {after, before, describe, it} from 'node:test';
@@ -74,6 +74,16 @@ describe('convnorm gan / gan-eval', () => {
       assert.ok(r.stdout.includes(`${label} ${value.toFixed(3)}`), `${label} ${value.toFixed(3)} not in: ${r.stdout}`);
     }
     assert.equal(JSON.parse(readFileSync(join(gan, 'sn', 'eval-step-2.json'), 'utf8')).step, 2);
+
+    // A discriminator model.json that points its weights outside the checkpoint: refused.
+    const hostile = join(root, 'hostile');
+    cpSync(join(gan, 'sn'), hostile, {recursive: true});
+    const modelJson = join(hostile, 'checkpoint', 'discriminator', 'model.json');
+    const json = JSON.parse(readFileSync(modelJson, 'utf8'));
+    writeFileSync(modelJson, JSON.stringify({...json, weightsManifest: [{...json.weightsManifest[0], paths: ['/etc/passwd']}]}));
+    const refused = cli('gan-eval', hostile);
+    assert.equal(refused.status, 1, refused.stdout);
+    assert.match(refused.stderr, /names the weight file '\/etc\/passwd', outside its own directory; refused/);
   });
 
   it('refuses an unknown d-norm, steps below 1, a layers model as Inception and an existing run, writing nothing', () => {

@@ -33,6 +33,33 @@ export async function checkParentDirectory(path: string): Promise<void> {
   if (!isDirectory) throw new Error(`cannot write ${path}: ${dir} is not a directory`);
 }
 
+/**
+ * Throws unless every weight file the model.json at `path` names lies in its
+ * own directory: run directories travel between people, and a manifest
+ * naming `../` or an absolute path would make a reader open other files.
+ */
+export function checkWeightPaths(json: Pick<tf.io.ModelJSON, 'weightsManifest'>, path: string): void {
+  const base = dirname(path);
+  for (const p of (json.weightsManifest ?? []).flatMap(group => group.paths)) {
+    const inside = relative(resolve(base), resolve(base, p));
+    if (isAbsolute(p) || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
+      throw new Error(`${path} names the weight file '${p}', outside its own directory; refused`);
+    }
+  }
+}
+
+/** Reads the model.json at `path` and checks its weight paths (checkWeightPaths). */
+export async function readModelJson(path: string): Promise<tf.io.ModelJSON> {
+  let json: tf.io.ModelJSON;
+  try {
+    json = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
+  } catch (e) {
+    throw new Error(`cannot read a tfjs model from ${path}: ${(e as Error).message}`);
+  }
+  checkWeightPaths(json, path);
+  return json;
+}
+
 class FileSystemHandler implements tf.io.IOHandler {
   constructor(private readonly dir: string) {}
 
@@ -60,19 +87,7 @@ class FileSystemHandler implements tf.io.IOHandler {
   async load(): Promise<tf.io.ModelArtifacts> {
     const path = this.dir.endsWith('.json') ? this.dir : join(this.dir, MODEL_JSON);
     const base = path.slice(0, path.lastIndexOf('/') + 1);
-    let json: tf.io.ModelJSON;
-    try {
-      json = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
-    } catch (e) {
-      throw new Error(`cannot read a tfjs model from ${path}: ${(e as Error).message}`);
-    }
-    // Run directories travel between people: a manifest may name only files beside its model.json.
-    for (const p of (json.weightsManifest ?? []).flatMap(group => group.paths)) {
-      const inside = relative(resolve(base), resolve(base, p));
-      if (isAbsolute(p) || inside === '' || inside.startsWith('..') || isAbsolute(inside)) {
-        throw new Error(`${path} names the weight file '${p}', outside its own directory; refused`);
-      }
-    }
+    const json = await readModelJson(path);
     return tf.io.getModelArtifactsForJSON(json, async manifest => {
       const specs = manifest.flatMap(group => group.weights);
       const buffers = await Promise.all(manifest.flatMap(group => group.paths).map(async p => {

@@ -33,7 +33,7 @@ import {datasetSize, ImageDataset} from '../data/dataset.js';
 import {
   CHECKPOINT_DIR, commitCheckpoint, fileSize, locateCheckpoint, recoverCheckpoint as recoverDirs,
 } from '../io/checkpoint_dirs.js';
-import {fileSystem} from '../io/file_system.js';
+import {fileSystem, readModelJson} from '../io/file_system.js';
 import {canonicalJson} from '../common/canonical_json.js';
 import type {AdversarialTraining} from './adversarial.js';
 import type {Schedule} from './schedule.js';
@@ -357,6 +357,8 @@ export async function loadCheckpoint(model: tfl.LayersModel, runDir: string,
   const {dir, state} = found;
   checkReadable(state, runDir);
   checkArchitecture(state.config.model, {name: model.name, spec: options.modelSpec ?? null, weights: describeWeights(model)}, runDir);
+  // The weights are read from weights.bin by name; a model.json pointing elsewhere is refused all the same.
+  await readModelJson(join(dir, MODEL_JSON));
   const weights = decodeTensors(await readFile(join(dir, WEIGHTS_BIN)), state.config.model.weights, join(dir, WEIGHTS_BIN));
   try {
     model.setWeights(weights);

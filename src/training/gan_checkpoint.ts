@@ -22,7 +22,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {commitCheckpoint, fileSize, locateCheckpoint, recoverCheckpoint} from '../io/checkpoint_dirs.js';
-import {fileSystem} from '../io/file_system.js';
+import {fileSystem, readModelJson} from '../io/file_system.js';
 import type {GanStep} from '../gan/step.js';
 import {
   byteSize, canonicalJson, checkArchitecture, DatasetInfo, decodeTensors, describeWeights, RunConfig, tensorFile,
@@ -160,6 +160,8 @@ export async function loadGanCheckpoint(runDir: string, g: tfl.LayersModel, d: t
   checkArchitecture(state.config.generator, {name: g.name, spec: options.generatorSpec ?? null, weights: describeWeights(g)}, runDir);
   checkArchitecture(state.config.discriminator, {name: d.name, spec: options.discriminatorSpec ?? null,
                                                  weights: describeWeights(d)}, runDir);
+  // The weights are read from weights.bin by name; a model.json pointing elsewhere is refused all the same.
+  for (const net of NETWORKS) await readModelJson(join(dir, net, 'model.json'));
   await loadNetwork(g, join(dir, 'generator'), state.config.generator.weights);
   await loadNetwork(d, join(dir, 'discriminator'), state.config.discriminator.weights);
   if (options.step !== undefined) {
