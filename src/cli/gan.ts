@@ -10,15 +10,14 @@ import {join} from 'node:path';
 import {ImageDataset} from '../data/dataset.js';
 import {DATASET_NAMES, DatasetName, loadDataset} from '../data/load.js';
 import {Rng} from '../data/random.js';
-import {realStatistics, scoreGenerator, GanScores} from '../gan/evaluate.js';
+import type {GanScores} from '../gan/evaluate.js';
 import {classifierFeatures, FeatureNetwork} from '../gan/features.js';
 import {loadInception} from '../gan/inception.js';
-import {fileSystem} from '../io/file_system.js';
-import {writeAtomic} from '../io/file_system.js';
+import {fileSystem, writeAtomic} from '../io/file_system.js';
 import {checkDNorm, DNorm, GAN_IMAGE_SHAPES, snganDiscriminator, snganGenerator} from '../models/sngan.js';
 import {formatTable} from '../report/table.js';
 import {loadGanCheckpoint, readGanCheckpoint} from '../training/gan_checkpoint.js';
-import {GanScorer, GanTrainResult, trainGan} from '../training/gan_trainer.js';
+import {ganScorer, GanScorer, GanTrainResult, scoreDocument, trainGan} from '../training/gan_trainer.js';
 import type {ProgressMode} from '../training/trainer.js';
 import {openRun} from './run_model.js';
 
@@ -63,6 +62,12 @@ export const DEFAULT_GAN: GanConfig = {
   lr: 2e-4, beta1: 0, beta2: 0.9, lrDecay: 'none', seed: 0, logEvery: 10, checkpointEvery: 100, sampleEvery: 0,
   scoreEvery: 0, samples: 1000, resume: false, overwrite: false,
 };
+
+/** The settings `convnorm gan` takes from its flags: every key of GanConfig but the d-norm and the run directory, which it fans out. */
+export const GAN_FLAG_KEYS = [
+  ...Object.keys(DEFAULT_GAN).filter(k => k !== 'dNorm'),
+  'dataRoot', 'featureRun', 'inception', 'inceptionFeatures', 'inceptionLogits',
+] as (keyof GanConfig)[];
 
 function bad(message: string): never {
   throw new Error(message);
@@ -148,18 +153,15 @@ export async function openFeatureNetwork(source: Pick<GanConfig, 'featureRun' | 
   }
 }
 
-async function scorer(net: FeatureNetwork, data: ImageDataset, c: GanConfig): Promise<GanScorer> {
-  const count = Math.min(c.samples, data.labels.length);
-  const real = await realStatistics(net, data, {count, batchSize: c.batchSize, seed: Rng.derive(c.seed, 6).getState()});
-  return {network: net, real, samples: c.samples, realDescription: `${count} training images of ${data.name}`};
-}
-
 export interface GanRunResult extends GanTrainResult {
   config: GanConfig;
 }
 
-/** One GAN run from its configuration; `data` and `network` may be shared by several runs. */
-export async function runGan(c: GanConfig, data: ImageDataset, network: FeatureNetwork | undefined,
+/**
+ * One GAN run from its configuration; `data` and `scorer` (ganScorer with
+ * the configuration's samples, batch and seed) may serve several runs.
+ */
+export async function runGan(c: GanConfig, data: ImageDataset, scorer: GanScorer | undefined,
                              options: {progress?: ProgressMode; log?: NodeJS.WritableStream | null} = {}): Promise<GanRunResult> {
   const imageShape = imageShapeOf(data);
   const runDir = c.runDir ?? defaultGanRunDir(c);
@@ -168,12 +170,11 @@ export async function runGan(c: GanConfig, data: ImageDataset, network: FeatureN
   const g = snganGenerator(gSpec);
   const d = snganDiscriminator(dSpec);
   try {
-    const score = network === undefined ? undefined : await scorer(network, data, c);
     const result = await trainGan({
       generator: g, discriminator: d, generatorSpec: gSpec, discriminatorSpec: dSpec, data, steps: c.steps,
       batchSize: c.batchSize, nDis: c.nDis, lr: c.lr, betas: [c.beta1, c.beta2], lrDecay: c.lrDecay, seed: c.seed,
       runDir, resume: c.resume, overwrite: c.overwrite, logEvery: c.logEvery, checkpointEvery: c.checkpointEvery,
-      sampleEvery: c.sampleEvery, scoreEvery: c.scoreEvery, scorer: score,
+      sampleEvery: c.sampleEvery, scoreEvery: c.scoreEvery, scorer,
       runFiles: {'gan.json': `${JSON.stringify({...c, runDir}, null, 2)}\n`},
       progress: options.progress, log: options.log,
     });
@@ -239,14 +240,10 @@ export async function ganEval(runDir: string, o: GanEvalOptions): Promise<{step:
     await loadGanCheckpoint(runDir, g, d, {generatorSpec: state.config.generator.spec ?? undefined,
                                            discriminatorSpec: state.config.discriminator.spec ?? undefined});
     const seed = o.seed ?? c.seed;
-    const count = Math.min(c.samples, data.labels.length);
-    const real = await realStatistics(network, data, {count, batchSize: c.batchSize, seed: Rng.derive(seed, 6).getState()});
-    const scores = await scoreGenerator(g, network, real, {samples: c.samples, batchSize: c.batchSize,
-                                                           seed: Rng.derive(seed, 4).getState()});
-    const entry = {step: state.step, scores, samples: c.samples, real: `${count} training images of ${data.name}`,
-                   note: 'scores under their feature network\'s labels: FID and IS only when that network is Inception-v3'};
+    const scorer = await ganScorer(network, data, {samples: c.samples, batchSize: c.batchSize, seed});
+    const entry = await scoreDocument(g, scorer, {step: state.step, batchSize: c.batchSize, seed});
     await writeAtomic(join(runDir, `eval-step-${state.step}.json`), `${JSON.stringify(entry, null, 1)}\n`);
-    return {step: state.step, scores, samples: c.samples};
+    return {step: state.step, scores: entry.scores, samples: c.samples};
   } finally {
     g.dispose();
     d.dispose();

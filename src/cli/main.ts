@@ -22,8 +22,9 @@ import {attackCommand, AttackCommandOptions} from './attack.js';
 import {corruptionCommand} from './corruptions.js';
 import {CORRUPTION_NAMES} from '../robustness/corruptions/index.js';
 import {checkExperiment, DEFAULT_EXPERIMENT, EXPERIMENT_KEYS, ExperimentConfig, runExperiment} from './experiment.js';
-import {checkGanConfig, DEFAULT_GAN, formatGanRuns, ganEval, GanConfig, GanRunResult, loadGanData, openFeatureNetwork,
-        runGan} from './gan.js';
+import {checkGanConfig, DEFAULT_GAN, formatGanRuns, GAN_FLAG_KEYS, ganEval, GanConfig, GanRunResult, loadGanData,
+        openFeatureNetwork, runGan} from './gan.js';
+import {ganScorer} from '../training/gan_trainer.js';
 import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './isometry.js';
 import {openRun} from './run_model.js';
 import {serveDemo} from './serve_demo.js';
@@ -189,10 +190,6 @@ async function evalCommand(runDir: string, options: {dataset?: string; dataRoot?
   }
 }
 
-const GAN_KEYS = ['dataset', 'dataRoot', 'steps', 'ch', 'gCh', 'zDim', 'batchSize', 'nDis', 'lr', 'beta1', 'beta2',
-                  'lrDecay', 'seed', 'logEvery', 'checkpointEvery', 'sampleEvery', 'scoreEvery', 'samples', 'featureRun',
-                  'inception', 'inceptionFeatures', 'inceptionLogits', 'resume', 'overwrite'] as const;
-
 function hasEntries(dir: string): boolean {
   try {
     return readdirSync(dir).length > 0;
@@ -205,7 +202,7 @@ async function ganCommand(options: Record<string, unknown> & {dNorm: string; run
                                    backend?: BackendName; threads?: number}): Promise<void> {
   // Every setting, run directory and feature network is checked before anything is trained or written.
   const norms = options.dNorm.split(',').map(n => n.trim());
-  const base = Object.fromEntries(GAN_KEYS.filter(k => options[k] !== undefined).map(k => [k, options[k]])) as Partial<GanConfig>;
+  const base = Object.fromEntries(GAN_FLAG_KEYS.filter(k => options[k] !== undefined).map(k => [k, options[k]])) as Partial<GanConfig>;
   const configs = norms.map(dNorm => checkGanConfig({
     ...base, dNorm: dNorm as GanConfig['dNorm'],
     runDir: options.runDir !== undefined && norms.length > 1 ? join(options.runDir, dNorm.replace('+', '_')) : options.runDir,
@@ -221,8 +218,11 @@ async function ganCommand(options: Record<string, unknown> & {dNorm: string; run
   console.error(`tfjs backend: ${engine}`);
   const results: GanRunResult[] = [];
   try {
+    // The runs differ only in the d-norm: the real images' statistics serve them all.
+    const scorer = network === undefined ? undefined
+      : await ganScorer(network, data, {samples: configs[0].samples, batchSize: configs[0].batchSize, seed: configs[0].seed});
     for (const c of configs) {
-      const r = await runGan(c, data, network, {progress: options.progress});
+      const r = await runGan(c, data, scorer, {progress: options.progress});
       const scores = r.scores === undefined ? ' (no feature network: no scores)'
         : '; ' + Object.entries(r.scores).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ');
       console.log(`SNGAN ${c.dNorm} on ${c.dataset}: ${r.steps} steps${scores}. Run: ${r.runDir}`);

@@ -11,8 +11,10 @@
  * passes over the data (pass p = floor(r / B) shuffled by
  * `Rng.derive(seed, 1, p)`, B full batches per pass, the incomplete one
  * dropped), and noise `Rng.derive(seed, 2, s, k)` (k = n_dis: the
- * generator's). The sample grid's noise is `Rng.derive(seed, 3)`, the
- * scores' `Rng.derive(seed, 4)`.
+ * generator's). The sample grid's noise is `Rng.derive(seed, 3)`; scores
+ * draw their noise from `Rng.derive(seed, 4)` and their subset of real
+ * images from `Rng.derive(seed, 6)` (SCORE_SEEDS), so that `gan-eval` of a
+ * checkpoint repeats the run's own scores.
  */
 import {appendFile, mkdir} from 'node:fs/promises';
 import {join} from 'node:path';
@@ -23,7 +25,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 
 import {datasetSize, ImageDataset} from '../data/dataset.js';
 import {Rng} from '../data/random.js';
-import {gaussianNoise, GanScores, realBatch, scoreGenerator} from '../gan/evaluate.js';
+import {gaussianNoise, GanScores, realBatch, realStatistics, scoreGenerator} from '../gan/evaluate.js';
 import type {FeatureNetwork} from '../gan/features.js';
 import type {FeatureStatistics} from '../gan/scores.js';
 import {GanStep} from '../gan/step.js';
@@ -67,6 +69,29 @@ export interface GanScorer {
   samples: number;
   /** What the statistics are of, for scores.json, e.g. '2000 training images of mnist-embedded'. */
   realDescription: string;
+}
+
+/** The seeds of a run's scores: the generator's noise and the subset of real images. */
+export function scoreSeeds(seed: number): {noise: number; real: number} {
+  return {noise: Rng.derive(seed, 4).getState(), real: Rng.derive(seed, 6).getState()};
+}
+
+/** A scorer on `network`: the statistics of `samples` training images (all of them when fewer), the run's subset. */
+export async function ganScorer(network: FeatureNetwork, data: ImageDataset,
+                                options: {samples: number; batchSize: number; seed: number}): Promise<GanScorer> {
+  const count = Math.min(options.samples, datasetSize(data));
+  const real = await realStatistics(network, data, {count, batchSize: options.batchSize, seed: scoreSeeds(options.seed).real});
+  return {network, real, samples: options.samples, realDescription: `${count} training images of ${data.name}`};
+}
+
+/** Scores of `generator` as `scores.json` (and gan-eval's file) store them. */
+export async function scoreDocument(generator: tfl.LayersModel, scorer: GanScorer,
+                                    options: {step: number; batchSize: number; seed: number}): Promise<{
+    step: number; scores: GanScores; samples: number; real: string; note: string}> {
+  const scores = await scoreGenerator(generator, scorer.network, scorer.real,
+                                      {samples: scorer.samples, batchSize: options.batchSize, seed: scoreSeeds(options.seed).noise});
+  return {step: options.step, scores, samples: scorer.samples, real: scorer.realDescription,
+          note: 'scores under their feature network\'s labels: FID and IS only when that network is Inception-v3'};
 }
 
 export interface GanTrainOptions {
@@ -287,12 +312,9 @@ export async function trainGan(options: GanTrainOptions): Promise<GanTrainResult
       const checkpoint = last || at % checkpointEvery === 0;
       const score = o.scorer !== undefined && (last || (scoreEvery > 0 && at % scoreEvery === 0));
       if (last || (sampleEvery > 0 && at % sampleEvery === 0)) await writeSamples(at);
-      let stepScores: GanScores | undefined;
-      if (score) {
-        stepScores = await scoreGenerator(g, o.scorer!.network, o.scorer!.real,
-                                          {samples: o.scorer!.samples, batchSize, seed: Rng.derive(seed, 4).getState()});
-        scores = stepScores;
-      }
+      const scored = score ? await scoreDocument(g, o.scorer!, {step: at, batchSize, seed}) : undefined;
+      const stepScores = scored?.scores;
+      if (stepScores !== undefined) scores = stepScores;
       if (checkpoint || score || at % logEvery === 0) {
         const record: GanRecord = {
           step: at, lr: stepLr, dLoss: window.d / window.steps, gLoss: window.g / window.steps, steps: window.steps,
@@ -309,12 +331,7 @@ export async function trainGan(options: GanTrainOptions): Promise<GanTrainResult
         }
       }
       if (checkpoint) await saveGanCheckpoint(o.runDir, g, d, step, {step: at, steps, config});
-      if (score && last) {
-        await writeAtomic(join(o.runDir, SCORES_FILE), `${JSON.stringify({
-          step: at, scores, samples: o.scorer!.samples, real: o.scorer!.realDescription,
-          note: 'scores under their feature network\'s labels: FID and IS only when that network is Inception-v3',
-        }, null, 1)}\n`);
-      }
+      if (scored !== undefined && last) await writeAtomic(join(o.runDir, SCORES_FILE), `${JSON.stringify(scored, null, 1)}\n`);
       bar?.update(at, {d: result.dLoss.toFixed(3), g: result.gLoss.toFixed(3),
                        speed: ((at - done) / ((performance.now() - loopStarted) / 1000)).toFixed(2)});
       await o.onStep?.(at, result);
