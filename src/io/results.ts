@@ -49,14 +49,23 @@ export async function readResults<S, R>(path: string, kind: string): Promise<Res
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw new Error(`cannot read ${path}: ${(e as Error).message}`);
   }
+  try {
+    return parseResults<S, R>(text, path, kind);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; move it away to store new results`);
+  }
+}
+
+/** The entries of a results file's text; throws, naming `path`, when it is not one of this kind. */
+export function parseResults<S, R>(text: string, path: string, kind: string): ResultEntry<S, R>[] {
   let parsed: ResultsFile<S, R>;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path} is not valid JSON (${(e as Error).message}); move it away to store new results`);
+    throw new Error(`${path} is not valid JSON (${(e as Error).message})`);
   }
   if (parsed?.format !== RESULTS_FORMAT || parsed.kind !== kind || !Array.isArray(parsed.entries)) {
-    throw new Error(`${path} is not a convnorm ${kind} results file; move it away to store new results`);
+    throw new Error(`${path} is not a convnorm ${kind} results file`);
   }
   return parsed.entries;
 }

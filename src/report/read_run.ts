@@ -8,7 +8,7 @@
 import {readdir, readFile} from 'node:fs/promises';
 import {basename, join} from 'node:path';
 
-import {RESULTS_FORMAT, ResultEntry} from '../io/results.js';
+import {parseResults, ResultEntry} from '../io/results.js';
 import type {GanRecord} from '../training/gan_trainer.js';
 import type {EpochRecord} from '../training/trainer.js';
 
@@ -65,20 +65,15 @@ function jsonLines<R>(text: string, key: string, file: string, problems: string[
 
 /** A results file's entries of the latest epoch it has; [] and a problem when it is not one. */
 async function resultEntries(path: string, file: string, kind: string, problems: string[]): Promise<ResultEntry[]> {
-  let parsed: unknown;
+  let entries: unknown[];
   try {
-    parsed = JSON.parse((await readText(path)) ?? '');
+    entries = parseResults((await readText(path)) ?? '', file, kind);
   } catch (e) {
-    problems.push(`${file} is not readable JSON (${(e as Error).message})`);
+    problems.push((e as Error).message);
     return [];
   }
-  if (!isObject(parsed) || parsed.format !== RESULTS_FORMAT || parsed.kind !== kind || !Array.isArray(parsed.entries)) {
-    problems.push(`${file} is not a convnorm ${kind} results file`);
-    return [];
-  }
-  const valid = (parsed.entries as unknown[]).filter((e): e is ResultEntry =>
-    isObject(e) && isObject(e.settings) && isObject(e.result));
-  if (valid.length < parsed.entries.length) problems.push(`${file}: ${parsed.entries.length - valid.length} malformed entries skipped`);
+  const valid = entries.filter((e): e is ResultEntry => isObject(e) && isObject(e.settings) && isObject(e.result));
+  if (valid.length < entries.length) problems.push(`${file}: ${entries.length - valid.length} malformed entries skipped`);
   const epoch = Math.max(...valid.map(e => Number(e.settings.epoch)).filter(Number.isFinite));
   return Number.isFinite(epoch) ? valid.filter(e => Number(e.settings.epoch) === epoch) : valid;
 }

@@ -39,7 +39,6 @@ import type {AdversarialTraining} from './adversarial.js';
 import type {Schedule} from './schedule.js';
 
 export {CHECKPOINT_DIR, CHECKPOINT_OLD_DIR, CHECKPOINT_TMP_DIR} from '../io/checkpoint_dirs.js';
-export {canonicalJson} from '../common/canonical_json.js';
 const STATE_JSON = 'state.json';
 const MODEL_JSON = 'model.json';
 const WEIGHTS_BIN = 'weights.bin';

@@ -21,11 +21,12 @@ import {join} from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 
+import {canonicalJson} from '../common/canonical_json.js';
 import {commitCheckpoint, fileSize, locateCheckpoint, recoverCheckpoint} from '../io/checkpoint_dirs.js';
 import {fileSystem, readModelJson} from '../io/file_system.js';
 import type {GanStep} from '../gan/step.js';
 import {
-  byteSize, canonicalJson, checkArchitecture, DatasetInfo, decodeTensors, describeWeights, RunConfig, tensorFile,
+  byteSize, checkArchitecture, DatasetInfo, decodeTensors, describeWeights, RunConfig, tensorFile,
   TrainError, WeightEntry,
 } from './checkpoint.js';
 
