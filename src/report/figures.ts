@@ -63,9 +63,12 @@ export function cellMeans(data: Record<string, unknown>[], x: string, y: string)
   }).sort((a, b) => (a.cell < b.cell ? -1 : a.cell > b.cell ? 1 : a.x - b.x));
 }
 
+/** The one jsdom document every plot is drawn on (each plot is serialized at once, nothing is attached to it). */
+let plotDocument: Document | undefined;
+
 function plot(options: Plot.PlotOptions): string {
-  const {document} = new JSDOM('').window;
-  return (Plot.plot({...options, document}) as unknown as Element).outerHTML;
+  plotDocument ??= new JSDOM('').window.document;
+  return (Plot.plot({...options, document: plotDocument}) as unknown as Element).outerHTML;
 }
 
 const f4 = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-');
