@@ -43,6 +43,24 @@ def resnet18(norm):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(512, 10))
 
 
+def cifar_resnet(depth, norm):
+    """He et al.'s CIFAR ResNet (depth 6n + 2, 16/32/64 channels, 1x1 projection shortcuts)."""
+    n = (depth - 2) // 6
+    layers, cin = [unit(3, 16, 3, 1, norm), nn.ReLU()], 16
+    for stage, planes in enumerate([16, 32, 64]):
+        for b in range(n):
+            layers.append(Block(cin, planes, 2 if stage > 0 and b == 0 else 1, norm))
+            cin = planes
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+
+
+def network(name, norm):
+    if name == 'small':
+        return small_cnn(norm)
+    depth = int(name[len('resnet'):])
+    return resnet18(norm) if depth == 18 else cifar_resnet(depth, norm)
+
+
 def small_cnn(norm):
     layers, cin = [], 3
     for w in [8, 8, 'M', 16, 16, 'M', 32, 32, 'M']:
@@ -90,7 +108,7 @@ def main():
     for net in cfg.get('networks', []):
         for batch in cfg['batches']:
             for norm in ('bn', 'convnorm'):
-                model = (resnet18 if net == 'resnet18' else small_cnn)(norm).train()
+                model = network(net, norm).train()
                 opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
                 x = torch.randn(batch, 3, 32, 32)
                 y = torch.randint(0, 10, (batch,))

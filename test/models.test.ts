@@ -52,8 +52,31 @@ describe('models and the training step (wasm)', () => {
                             'ResNet-18 ConvNorm');
     const r34 = resnet({depth: 34, norm: 'bn', seed: 2});
     assert.equal(r34.layers.filter(l => l.getClassName() === 'PlainConv2D').length, 36, 'stem + 32 block convs + 3 shortcuts');
-    assert.throws(() => resnet({depth: 50 as 18, norm: 'bn'}), /depth must be 18 or 34/);
+    assert.throws(() => resnet({depth: 50 as 18, norm: 'bn'}), /depth must be one of 18, 34, 20, 32, 44, 56, 110/);
     assert.throws(() => smallCnn({norm: 'layernorm' as NormKind}), /unknown norm 'layernorm'/);
+  });
+
+  it("ResNet-20, -32 and -56 have He et al.'s layout, and a ConvNorm ResNet-20 step descends along its gradient", () => {
+    const trainable = (m: tfl.LayersModel) => m.trainableWeights.reduce((s, w) => s + tf.util.sizeFromShape(w.shape), 0);
+    // PyTorch's counts for the same networks (bench/torch_bench.py's cifar_resnet and resnet18, with BatchNorm):
+    // sum(p.numel() for p in model.parameters()).
+    const expected = {20: [272474, 21], 32: [466906, 33], 56: [855770, 57], 18: [11173962, 20]} as const;
+    for (const [depth, [params, convs]] of Object.entries(expected)) {
+      const m = resnet({depth: Number(depth) as 20, norm: 'bn', seed: 1});
+      assert.equal(trainable(m), params, `ResNet-${depth} parameters`);
+      assert.equal(m.layers.filter(l => l.getClassName() === 'PlainConv2D').length, convs, `ResNet-${depth} convs`);
+      m.dispose();
+    }
+    const r20 = resnet({depth: 20, norm: 'convnorm', seed: 2});
+    // Stages at 32x32x16, 16x16x32 and 8x8x64; the shortcuts where the shape changes are 1x1 at stride 2.
+    const units = r20.layers.filter(l => l.getClassName() === 'ConvNorm2D');
+    assert.deepEqual([...new Set(units.map(l => (l.outputShape as number[]).slice(1).join('x')))],
+                     ['32x32x16', '16x16x32', '8x8x64']);
+    assert.deepEqual(units.filter(l => (l.getConfig().kernelSize as number[])[0] === 1)
+      .map(l => (l.outputShape as number[]).slice(1).join('x')), ['16x16x32', '8x8x64']);
+    assertFirstOrderDescent(r20, randomTensor([2, 32, 32, 3], 5), tf.oneHot(tf.tensor1d([3, 7], 'int32'), 10),
+                            'ResNet-20 ConvNorm');
+    r20.dispose();
   });
 
   it('the same seed builds the same weights', () => {

@@ -26,7 +26,7 @@ export interface ExperimentConfig {
   dataset: DatasetName;
   /** Folder of the dataset's files (CIFAR binary version, or the four IDX files). */
   dataRoot?: string;
-  /** small-cnn, resnet18 or resnet34. */
+  /** An architecture of models/build.ts: small-cnn, resnet18, resnet34, resnet20 ... resnet110. */
   model: Architecture;
   /** bn, convnorm, convnorm-nobn, sn, oni or none. */
   norm: NormKind;

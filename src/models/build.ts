@@ -6,14 +6,18 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 import {fail} from '../common/arguments.js';
 import {checkNorm, NormKind} from './blocks.js';
-import {resnet} from './resnet.js';
+import {resnet, ResNetDepth} from './resnet.js';
 import {smallCnn} from './small_cnn.js';
 
-export const ARCHITECTURES = ['small-cnn', 'resnet18', 'resnet34'] as const;
+export const ARCHITECTURES = ['small-cnn', 'resnet18', 'resnet34', 'resnet20', 'resnet32', 'resnet44', 'resnet56',
+                              'resnet110'] as const;
 export type Architecture = (typeof ARCHITECTURES)[number];
 
 export interface ModelSpec {
-  /** small-cnn (the reference's), resnet18 or resnet34 (CIFAR variants). */
+  /**
+   * small-cnn (the reference's), resnet18 or resnet34 (the reference's CIFAR
+   * ResNets), resnet20 to resnet110 (He et al.'s CIFAR family).
+   */
   architecture: Architecture;
   norm: NormKind;
   numClasses: number;
@@ -35,5 +39,5 @@ export function buildModel(spec: ModelSpec): tfl.LayersModel {
   const common = {norm: checkNorm(spec.norm), numClasses: spec.numClasses, inputShape: spec.inputShape,
                   seed: spec.seed};
   if (architecture === 'small-cnn') return smallCnn(common);
-  return resnet({...common, depth: architecture === 'resnet18' ? 18 : 34});
+  return resnet({...common, depth: Number(architecture.slice('resnet'.length)) as ResNetDepth});
 }
