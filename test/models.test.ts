@@ -57,7 +57,7 @@ describe('models and the training step (wasm)', () => {
   });
 
   it("ResNet-20, -32 and -56 have He et al.'s layout, and a ConvNorm ResNet-20 step descends along its gradient", () => {
-    const trainable = (m: tfl.LayersModel) => m.trainableWeights.reduce((s, w) => s + tf.util.sizeFromShape(w.shape), 0);
+    const trainable = (m: tfl.LayersModel) => m.trainableWeights.reduce((s, w) => s + tf.util.sizeFromShape(w.shape as number[]), 0);
     // PyTorch's counts for the same networks (bench/torch_bench.py's cifar_resnet and resnet18, with BatchNorm):
     // sum(p.numel() for p in model.parameters()).
     const expected = {20: [272474, 21], 32: [466906, 33], 56: [855770, 57], 18: [11173962, 20]} as const;
