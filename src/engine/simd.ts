@@ -25,10 +25,12 @@ export interface WorkSharing {
   /** Helper threads, beside the calling one. */
   readonly count: number;
   /**
-   * Runs `fn(...args, first, last)` over items [0, items): the helpers take
-   * shares, the calling thread its own through `here`; returns once all are done.
+   * Runs `fn(...argsOf(part), first, last)` over items [0, items): the helpers
+   * take shares (parts 1, 2, ...), the calling thread its own (part 0) through
+   * `here`; returns once all are done.
    */
-  split(fn: HelperFunction, args: number[], items: number, here: (first: number, last: number) => void): void;
+  split(fn: HelperFunction, argsOf: (part: number) => number[], items: number,
+        here: (first: number, last: number) => void): void;
 }
 
 /** The exports of kernels.c; every pointer is a byte offset into the backend's memory. */
@@ -53,12 +55,13 @@ export interface SimdExports {
                    inOuter: number, outOuter: number, inner: number, inInner: number, outInner: number,
                    first: number, last: number): void;
   gemm_batch(a: number, b: number, c: number, m: number, k: number, n: number, strideA: number, strideB: number,
-             transposeA: number, first: number, last: number): void;
+             transposeA: number, pack: number, first: number, last: number): void;
   elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
-  gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, first: number,
-            last: number): void;
-  gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, first: number,
-               last: number): void;
+  gemm_pack_floats(m: number, k: number): number;
+  gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, pack: number,
+            first: number, last: number): void;
+  gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, pack: number,
+               first: number, last: number): void;
 }
 
 /** The parts of the Emscripten module behind tfjs-backend-wasm 4.22 (pinned) used here. */
@@ -88,13 +91,26 @@ export class SimdKernels {
    * the helper threads when there are any and the job is worth waking them
    * (`elements`, the floats it touches, at least 64K); on this thread otherwise.
    * Every shared kernel writes disjoint outputs per item, so the split does not
-   * change results.
+   * change results. For kernels that take scratch, `scratchBytes` gives each
+   * share that much memory of its own, its pointer passed after `args` (0 when
+   * `scratchBytes` is 0).
    */
-  parallel(fn: HelperFunction, args: number[], items: number, elements: number): void {
-    const here = (first: number, last: number) =>
-      (this.exports[fn] as (...a: number[]) => void)(...args, first, last);
-    if (this.helpers === undefined || items < 2 || elements < 65536) here(0, items);
-    else this.helpers.split(fn, args, items, here);
+  parallel(fn: HelperFunction, args: number[], items: number, elements: number, scratchBytes?: number): void {
+    const kernel = this.exports[fn] as (...a: number[]) => void;
+    const shared = this.helpers !== undefined && items >= 2 && elements >= 65536;
+    const parts = shared ? this.helpers!.count + 1 : 1;
+    const bytes = align8(scratchBytes ?? 0);
+    // Unsigned: malloc's i32 result reads as negative above 2 GB.
+    const scratch = bytes > 0 ? this.module._malloc(parts * bytes) >>> 0 : 0;
+    if (bytes > 0 && scratch === 0) throw new Error(`the wasm heap could not allocate ${parts * bytes} bytes of scratch`);
+    try {
+      const argsOf = (part: number) => (scratchBytes === undefined ? args : [...args, scratch + part * bytes]);
+      const here = (first: number, last: number) => kernel(...argsOf(0), first, last);
+      if (shared) this.helpers!.split(fn, argsOf, items, here);
+      else here(0, items);
+    } finally {
+      if (scratch !== 0) this.module._free(scratch);
+    }
   }
 
   /**

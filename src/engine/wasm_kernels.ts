@@ -499,13 +499,16 @@ function batchedProducts(wasm: WasmBackend, a: Info, b: Info, batchA: number, ba
   const operands = [heapOffset(wasm, a), heapOffset(wasm, b), heapOffset(wasm, out), rows, inner, cols];
   const work = entries.batch * rows * cols * inner;
   const flag = transposeA ? 1 : 0;
-  // Threads share the entries, or one product's rows, or (few rows) its 8-column blocks.
+  // Each share packs panels of b into scratch of its own (none for products with few rows).
+  const pack = 4 * simd.exports.gemm_pack_floats(rows, inner);
+  // Threads share the entries, or one product's 8-column blocks (each share then packs only its
+  // own columns), or, with few columns, its rows.
   if (entries.batch > 1) {
-    simd.parallel('gemm_batch', [...operands, entries.strideA, entries.strideB, flag], entries.batch, work);
-  } else if (rows >= 32) {
-    simd.parallel('gemm_rows', [...operands, flag], rows, work);
+    simd.parallel('gemm_batch', [...operands, entries.strideA, entries.strideB, flag], entries.batch, work, pack);
+  } else if (cols >= 64 || rows < 32) {
+    simd.parallel('gemm_columns', [...operands, flag], Math.ceil(cols / 8), work, pack);
   } else {
-    simd.parallel('gemm_columns', [...operands, flag], Math.ceil(cols / 8), work);
+    simd.parallel('gemm_rows', [...operands, flag], rows, work, pack);
   }
   return out;
 }

@@ -66,17 +66,19 @@ export class SimdHelpers implements WorkSharing {
   }
 
   /**
-   * Runs `fn(...args, first, last)` over [0, items), split into equal ranges
-   * between the helpers and `here` (the calling thread's share, the first).
+   * Runs `fn(...argsOf(part), first, last)` over [0, items), split into equal
+   * ranges between `here` (the calling thread's share, the first, part 0) and
+   * the helpers (parts 1, 2, ...).
    */
-  split(fn: HelperFunction, args: number[], items: number, here: (first: number, last: number) => void): void {
+  split(fn: HelperFunction, argsOf: (part: number) => number[], items: number,
+        here: (first: number, last: number) => void): void {
     const parts = this.count + 1;
     const bounds = Array.from({length: parts + 1}, (_, p) => Math.round((items * p) / parts));
-    if (args.length + 2 > SLOTS - ARGUMENTS) throw new Error(`${fn}: too many arguments for a helper`);
     const sequence = ++this.sequence;
     for (let h = 0; h < this.count; h++) {
       const base = h * SLOTS;
-      const full = [...args, bounds[h + 1], bounds[h + 2]];
+      const full = [...argsOf(h + 1), bounds[h + 1], bounds[h + 2]];
+      if (full.length > SLOTS - ARGUMENTS) throw new Error(`${fn}: too many arguments for a helper`);
       this.slots[base + FUNCTION] = HELPER_FUNCTIONS.indexOf(fn);
       this.slots[base + ARITY] = full.length;
       this.slots.set(full, base + ARGUMENTS);

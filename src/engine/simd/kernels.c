@@ -567,41 +567,152 @@ INLINE void gemm_blocks(const float* a, const float* b, float* c, int m, int k, 
   }
 }
 
-// gemm_blocks specialised for a row-major a (a constant unit stride along its rows) and for any other.
-static void gemm(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb, int ldc) {
-  if (acs == 1) {
+// A panel of packed b: 96 KB, which stays in L2 while the row blocks of a sweep it.
+#define PANEL_FLOATS 24576
+// Fewer rows than this go unpacked (gemm_wide16's whole-line blocks): packing b costs about
+// what a product with so few rows gains from it.
+#define PACK_MIN_ROWS FEW_ROWS
+
+// Columns j0..j0+cols-1 of b (k rows, leading dimension ldb) as strips of 8 columns, strip s
+// k x 8 contiguous at p + 8 k s, the last strip's missing columns zero. Row by row, so b is read
+// in long runs; the strided reads of an unpacked strip (k rows far apart, one stream each) are
+// what held the DFT-shaped products (tens of rows by tens of thousands of columns) to 35 % of
+// the peak.
+static void pack_panel(const float* b, float* p, int k, int cols, int ldb) {
+  int full = cols / 8;
+  for (int t = 0; t < k; t++) {
+    const float* row = b + (long)t * ldb;
+    float* d = p + (long)t * 8;
+    for (int s = 0; s < full; s++, d += 8L * k) {
+      wasm_v128_store(d, wasm_v128_load(row + 8 * s));
+      wasm_v128_store(d + 4, wasm_v128_load(row + 8 * s + 4));
+    }
+    if (full * 8 < cols) {
+      for (int q = 0; q < 8; q++) d[q] = full * 8 + q < cols ? row[full * 8 + q] : 0.0f;
+    }
+  }
+}
+
+// y[0..w-1] = the first w (< 8) of the 8 values lo, hi.
+INLINE void store_partial(float* y, v128_t lo, v128_t hi, int w) {
+  if (w >= 4) {
+    wasm_v128_store(y, lo);
+    lo = hi;
+    y += 4;
+    w -= 4;
+  }
+  if (w >= 2) {
+    wasm_v128_store64_lane(y, lo, 0);
+    lo = wasm_i64x2_shuffle(lo, lo, 1, 1);
+    y += 2;
+    w -= 2;
+  }
+  if (w >= 1) wasm_v128_store32_lane(y, lo, 0);
+}
+
+// c[i..i+rows-1, 0..w-1] (rows <= 4, w <= 8) = those rows of a times one packed strip bp (k x 8):
+// the 4 x 8 register block, with b's two vectors per step read in sequence.
+INLINE void packed_block(const float* a, const float* bp, float* c, int i, int rows, int w, int k, int ars, int acs,
+                         int ldc) {
+  const float* a0 = a + (long)i * ars;
+  const float* a1 = rows > 1 ? a0 + ars : a0;
+  const float* a2 = rows > 2 ? a0 + 2L * ars : a0;
+  const float* a3 = rows > 3 ? a0 + 3L * ars : a0;
+  BLOCK4X8_ZERO;
+  for (int t = 0; t < k; t++, bp += 8) {
+    v128_t b0 = wasm_v128_load(bp), b1 = wasm_v128_load(bp + 4);
+    long at = (long)t * acs;
+    BLOCK4X8_STEP(a0[at], a1[at], a2[at], a3[at], b0, b1);
+  }
+  float* y0 = c + (long)i * ldc;
+  if (w == 8) {
+    // Rows past `rows` alias row 0, which the store writes last.
+    float* y1 = rows > 1 ? y0 + ldc : y0;
+    float* y2 = rows > 2 ? y0 + 2L * ldc : y0;
+    float* y3 = rows > 3 ? y0 + 3L * ldc : y0;
+    BLOCK4X8_STORE(y0, y1, y2, y3);
+    return;
+  }
+  store_partial(y0, c00, c01, w);
+  if (rows > 1) store_partial(y0 + ldc, c10, c11, w);
+  if (rows > 2) store_partial(y0 + 2L * ldc, c20, c21, w);
+  if (rows > 3) store_partial(y0 + 3L * ldc, c30, c31, w);
+}
+
+// gemm with b packed a panel at a time into `pack` (PANEL_FLOATS or 8 k floats, whichever is more):
+// per panel, per block of 64 rows of a, every strip of the panel against the block's quads of rows.
+INLINE void gemm_packed(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb,
+                        int ldc, float* pack) {
+  int panel = PANEL_FLOATS / k / 8 * 8;
+  if (panel < 8) panel = 8;
+  for (int j0 = 0; j0 < n; j0 += panel) {
+    int cols = j0 + panel < n ? panel : n - j0;
+    pack_panel(b + j0, pack, k, cols, ldb);
+    int strips = (cols + 7) / 8;
+    for (int i0 = 0; i0 < m; i0 += 64) {
+      int i1 = i0 + 64 < m ? i0 + 64 : m;
+      for (int s = 0; s < strips; s++) {
+        int w = cols - 8 * s < 8 ? cols - 8 * s : 8;
+        const float* bp = pack + 8L * k * s;
+        float* cs = c + j0 + 8 * s;
+        for (int i = i0; i < i1; i += 4) packed_block(a, bp, cs, i, i1 - i < 4 ? i1 - i : 4, w, k, ars, acs, ldc);
+      }
+    }
+  }
+}
+
+// The product: packed (gemm_packed) when a has PACK_MIN_ROWS rows or more and the caller gave
+// scratch for it, unpacked (gemm_blocks) otherwise; each specialised for a row-major a (a
+// constant unit stride along its rows) and for any other.
+static void gemm(const float* a, const float* b, float* c, int m, int k, int n, int ars, int acs, int ldb, int ldc,
+                 float* pack) {
+  if (m >= PACK_MIN_ROWS && pack != 0 && k > 0) {
+    if (acs == 1) {
+      gemm_packed(a, b, c, m, k, n, ars, 1, ldb, ldc, pack);
+    } else {
+      gemm_packed(a, b, c, m, k, n, ars, acs, ldb, ldc, pack);
+    }
+  } else if (acs == 1) {
     gemm_blocks(a, b, c, m, k, n, ars, 1, ldb, ldc);
   } else {
     gemm_blocks(a, b, c, m, k, n, ars, acs, ldb, ldc);
   }
 }
 
+// The floats of scratch gemm packs b into for an m x k left operand (0: it runs unpacked).
+EXPORT(gemm_pack_floats)
+int gemm_pack_floats(int m, int k) {
+  if (m < PACK_MIN_ROWS || k <= 0) return 0;
+  return 8 * k > PANEL_FLOATS ? 8 * k : PANEL_FLOATS;
+}
+
 // Entries first..last-1 of a batch of products c_e = a_e b_e (see gemm), each contiguous; a_e
 // starts e * strideA floats into `a` (0: one a for all) and is stored as [k, m] when transposeA,
-// b_e e * strideB into `b`, c_e e m n.
+// b_e e * strideB into `b`, c_e e m n. `pack`: this share's scratch for gemm (0: none).
 EXPORT(gemm_batch)
 void gemm_batch(const float* a, const float* b, float* c, int m, int k, int n, int strideA, int strideB,
-                int transposeA, int first, int last) {
+                int transposeA, float* pack, int first, int last) {
   for (int e = first; e < last; e++) {
     gemm(a + (long)e * strideA, b + (long)e * strideB, c + (long)e * m * n, m, k, n, transposeA ? 1 : k,
-         transposeA ? m : 1, n, n);
+         transposeA ? m : 1, n, n, pack);
   }
 }
 
-// Rows first..last-1 of one product c = a b (contiguous): the share of a thread when a has many rows.
+// Rows first..last-1 of one product c = a b (contiguous): the share of a thread when b has few columns.
 EXPORT(gemm_rows)
-void gemm_rows(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, int first, int last) {
+void gemm_rows(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, float* pack, int first,
+               int last) {
   int ars = transposeA ? 1 : k;
-  gemm(a + (long)first * ars, b, c + (long)first * n, last - first, k, n, ars, transposeA ? m : 1, n, n);
+  gemm(a + (long)first * ars, b, c + (long)first * n, last - first, k, n, ars, transposeA ? m : 1, n, n, pack);
 }
 
 // Column blocks first..last-1 (8 columns each, the last one short) of one product c = a b: the
-// share of a thread when a has few rows and b many columns.
+// share of a thread when b has many columns.
 EXPORT(gemm_columns)
-void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, int first,
-                  int last) {
+void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n, int transposeA, float* pack,
+                  int first, int last) {
   int from = first * 8, to = last * 8 < n ? last * 8 : n;
-  gemm(a, b + from, c + from, m, k, to - from, transposeA ? 1 : k, transposeA ? m : 1, n, n);
+  gemm(a, b + from, c + from, m, k, to - from, transposeA ? 1 : k, transposeA ? m : 1, n, n, pack);
 }
 
 // out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
