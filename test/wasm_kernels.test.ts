@@ -9,6 +9,8 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
+import {IMAGE_TO_SPECTRUM} from '../src/common/kernel_names.js';
+import {convNorm} from '../src/convnorm/op.js';
 import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_kernels.js';
 import {SimdExports, setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {SimdHelpers} from '../src/node/simd_helpers.js';
@@ -347,6 +349,32 @@ describe('the SIMD convolution (64 input channels or more)', () => {
           tf.tidy(() => names.forEach((name, i) => assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-4,
                                                                `${kh}x${kw} stride ${stride} ${pad}: ${name}`)));
         }
+      }
+    }
+  });
+});
+
+describe("the Fourier ConvNorm's transform kernels", () => {
+  it('give convNorm and its gradients as the tf-op form does on cpu, with SIMD on (shared between threads) and off', async () => {
+    // 6 images of 33 x 15 x 24 -> 20: both transforms share images between threads, run packed (38
+    // and 33 rows) and unpacked (18 rows) products, and leave partial 8-column strips (24 and 20).
+    for (const strides of [1, 2] as const) {
+      const run = () => {
+        const x = randomTensor([6, 33, 15, 24], 61 + strides) as tf.Tensor4D;
+        const kernel = randomTensor([3, 3, 24, 20], 63 + strides) as tf.Tensor4D;
+        const f = (a: tf.Tensor, k: tf.Tensor) => {
+          const y = convNorm(a as tf.Tensor4D, k as tf.Tensor4D, {strides, padding: 1, method: 'fourier'});
+          return tf.sum(tf.mul(y, randomTensor(y.shape, 65)));
+        };
+        return [convNorm(x, kernel, {strides, padding: 1, method: 'fourier'}), ...tf.grads(f)([x, kernel])];
+      };
+      const expected = await gradsOn('cpu', run);
+      for (const simd of SIMD) {
+        await useTestBackend('wasm');
+        assert.ok(tf.getKernel(IMAGE_TO_SPECTRUM, 'wasm') !== undefined, 'the transform kernels are not registered');
+        const actual = await gradsOn('wasm', run, simd);
+        ['output', 'd/dx', 'd/dkernel'].forEach((what, i) => tf.tidy(() =>
+          assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-5, `stride ${strides}, ${simdName(simd)}: ${what}`)));
       }
     }
   });

@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
+import {IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
 import {forwardComplexBlock, forwardRealStacked, halfSpectrumSize, inverseHalfComplexBlock, inverseRealPart,
         RealMatrix, tapBasis} from './dft.js';
 import {ConvNormGeometry} from './geometry.js';
@@ -77,12 +78,19 @@ class Plan {
   /** The bases of the kernel's Gauss operand, and of its conjugate. */
   readonly kernelBases: {plain: KernelBases; conjugate: KernelBases};
   /**
+   * Whether the backend has the transforms as kernels of their own (the
+   * engine's, on wasm: common/kernel_names.ts), which take and give spectra
+   * as [N, C] per frequency.
+   */
+  readonly transformKernels: boolean;
+  /**
    * Spectra as [C, N] per frequency (else [N, C]). Chosen when the products
-   * ran on XNNPACK, which is fastest with the larger dimension as its rows:
+   * run on XNNPACK, which is fastest with the larger dimension as its rows:
    * the kernel operand on the left when the layer has more channels than the
    * batch has images (ResNet-18's 512-channel layers at batch 128: 1.7x), the
    * images otherwise (64 channels at batch 128: 1.4x). On the SIMD product the
-   * two orders measured within noise of each other.
+   * two orders measured within noise of each other, so where the transform
+   * kernels run, spectra are [N, C].
    */
   readonly channelsFirst: boolean;
   /** NHWC to [W, H, channels and images in spectrum order], and back. */
@@ -98,7 +106,10 @@ class Plan {
     this.fw = halfSpectrumSize(this.mw);
     this.freqs = this.fw * this.mh;
     this.taps = kh * kw;
-    this.channelsFirst = Math.max(this.cin, this.cout) > this.n;
+    const backend = tf.getBackend();
+    this.transformKernels = tf.getKernel(IMAGE_TO_SPECTRUM, backend) !== undefined &&
+      tf.getKernel(SPECTRUM_TO_IMAGE, backend) !== undefined;
+    this.channelsFirst = !this.transformKernels && Math.max(this.cin, this.cout) > this.n;
     [this.toColumns, this.fromColumns] = this.channelsFirst ? [[2, 1, 3, 0], [3, 1, 0, 2]] : [[2, 1, 0, 3], [2, 1, 0, 3]];
     this.alongH = forwardRealStacked(this.mh, this.h, this.mh);
     this.alongW = forwardComplexBlock(this.mw, this.w, this.fw);
@@ -150,6 +161,10 @@ function partsInner(m: RealMatrix, axis: 'rows' | 'cols'): RealMatrix {
  * over Mh), then `byW` [2 Fw, 2 W'] (columns (part, w)) times all of it.
  */
 function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: RealMatrix, byW: RealMatrix): tf.Tensor {
+  if (p.transformKernels) {
+    return tf.engine().runKernel(IMAGE_TO_SPECTRUM, {x, byH: matrix(partsInner(byH, 'rows')), byW: matrix(byW)}) as
+      tf.Tensor;
+  }
   const [, h, w, c] = x.shape;
   const cn = c * p.n;
   const columns = tf.reshape(tf.transpose(x, p.toColumns), [w, h, cn]);
@@ -165,6 +180,11 @@ function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: RealMatrix, byW: RealMatr
  */
 function spectrumToImage(z: tf.Tensor, c: number, p: Plan, byW: RealMatrix, byH: RealMatrix,
                          [h, w]: [number, number]): tf.Tensor4D {
+  if (p.transformKernels) {
+    const z4 = tf.reshape(z, [2 * p.fw, p.mh, p.n, c]);
+    return tf.engine().runKernel(SPECTRUM_TO_IMAGE, {z: z4, byW: matrix(byW), byH: matrix(partsInner(byH, 'cols'))}) as
+      tf.Tensor4D;
+  }
   const cn = c * p.n;
   const alongW = tf.matMul(matrix(partsInner(byW, 'rows')), tf.reshape(z, [2 * p.fw, p.mh * cn]));
   const alongH = tf.matMul(tf.reshape(matrix(byH), [1, h, 2 * p.mh]), tf.reshape(alongW, [w, 2 * p.mh, cn]));

@@ -14,7 +14,7 @@ import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, 
 /** Kernels of the module whose work helper threads can share, by index (the helpers' protocol uses it). */
 export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
                                  'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
-                                 'conv_forward'] as const;
+                                 'conv_forward', 'image_to_spectrum', 'spectrum_to_image'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /**
@@ -58,6 +58,10 @@ export interface SimdExports {
              transposeA: number, pack: number, first: number, last: number): void;
   elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
   gemm_pack_floats(m: number, k: number): number;
+  image_to_spectrum(x: number, byH: number, byW: number, out: number, n: number, h: number, w: number, c: number,
+                    mh: number, rows: number, scratch: number, first: number, last: number): void;
+  spectrum_to_image(z: number, byW: number, byH: number, out: number, n: number, h: number, w: number, c: number,
+                    mh: number, rows: number, scratch: number, first: number, last: number): void;
   gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, pack: number,
             first: number, last: number): void;
   gemm_columns(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, pack: number,

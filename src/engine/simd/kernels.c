@@ -715,6 +715,46 @@ void gemm_columns(const float* a, const float* b, float* c, int m, int k, int n,
   gemm(a, b + from, c + from, m, k, to - from, transposeA ? 1 : k, transposeA ? m : 1, n, n, pack);
 }
 
+// The Fourier ConvNorm's trip from maps to spectra, image by image (images first..last-1):
+// out[r, m, i, k] = sum over (q, w) of byW[r, (q, w)] sum over h of byH[(m, q), h] x[i, h, w, k],
+// for x [n, h, w, c] (NHWC), byH [2 mh, h] with rows (mh, part), byW [rows, 2 w] with columns
+// (part, w), out [rows, mh, n, c]. Per image, the transform along the height is one product
+// (its [h, w c] map as the right operand, read in place) into `scratch` [2 mh, w c], whose
+// [2 w, c] block per m is the right operand of the transform along the width. The image's
+// intermediate stays in cache: as two whole-batch products (the first with the map transposed
+// to [w, h, n c]) every stage streamed the batch through memory. `scratch`: 2 mh w c floats,
+// then gemm's packing scratch for the larger of the two left operands.
+EXPORT(image_to_spectrum)
+void image_to_spectrum(const float* x, const float* byH, const float* byW, float* out, int n, int h, int w, int c,
+                       int mh, int rows, float* scratch, int first, int last) {
+  float* pack = scratch + 2L * mh * w * c;
+  for (int i = first; i < last; i++) {
+    gemm(byH, x + (long)i * h * w * c, scratch, 2 * mh, h, w * c, h, 1, w * c, w * c, pack);
+    for (int m = 0; m < mh; m++) {
+      gemm(byW, scratch + 2L * m * w * c, out + ((long)m * n + i) * c, rows, 2 * w, c, 2 * w, 1, c, mh * n * c,
+           pack);
+    }
+  }
+}
+
+// The reverse trip, image by image (images first..last-1): out[i, y, v, k] = sum over (m, q) of
+// byH[y, (m, q)] sum over r of byW[(q, v), r] z[r, m, i, k], for z [rows, mh, n, c], byW
+// [2 w, rows] with rows (part, w), byH [h, 2 mh] with columns (mh, part), out [n, h, w, c].
+// Per image and m, the transform along the width reads the image's [rows, c] block of z (stride
+// mh n c) into `scratch` [mh, 2 w, c]; the transform along the height is then one product into
+// the image's map. `scratch`: 2 mh w c floats, then gemm's packing scratch.
+EXPORT(spectrum_to_image)
+void spectrum_to_image(const float* z, const float* byW, const float* byH, float* out, int n, int h, int w, int c,
+                       int mh, int rows, float* scratch, int first, int last) {
+  float* pack = scratch + 2L * mh * w * c;
+  for (int i = first; i < last; i++) {
+    for (int m = 0; m < mh; m++) {
+      gemm(byW, z + ((long)m * n + i) * c, scratch + 2L * m * w * c, 2 * w, rows, c, rows, 1, mh * n * c, c, pack);
+    }
+    gemm(byH, scratch, out + (long)i * h * w * c, h, 2 * mh, w * c, 2 * mh, 1, w * c, w * c, pack);
+  }
+}
+
 // out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
 EXPORT(elementwise)
 void elementwise(int op, const float* a, const float* b, float* out, int first, int last) {
