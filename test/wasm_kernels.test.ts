@@ -81,6 +81,29 @@ describe('wasm training kernels match cpu', () => {
   }
 });
 
+describe('wasm MaxPoolGrad matches cpu', () => {
+  it('with ties, a NaN, overlapping windows and padding, its images shared between threads', async () => {
+    registerWasmTrainingKernels();
+    // Values on a coarse grid, so windows hold ties (the first maximum takes dy); 8 images of 17 x 19 x 13
+    // (over 64K inputs: the helpers take a share).
+    const x = () => tf.tidy(() => {
+      const grid = tf.round(tf.mul(randomTensor([8, 17, 19, 13], 71), 2));
+      return tf.where(tf.equal(tf.reshape(tf.range(0, grid.size), grid.shape), 100), tf.fill(grid.shape, NaN), grid);
+    }) as tf.Tensor4D;
+    for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 3, 'valid']] as const) {
+      const run = () => {
+        const input = x();
+        const y = tf.maxPool(input, size, stride, pad);
+        return [tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(a as tf.Tensor4D, size, stride, pad),
+                                                         randomTensor(y.shape, 72))))(input)];
+      };
+      const expected = await gradsOn('cpu', run);
+      const actual = await gradsOn('wasm', run);
+      tf.tidy(() => assertClose(tf.tensor(actual[0]), tf.tensor(expected[0]), 1e-6, `${size}x${size} stride ${stride} ${pad}`));
+    }
+  });
+});
+
 describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
   registerWasmTrainingKernels();
   // Tolerance 1e-6, or `tolerance` where float32 sums run over thousands of terms in another order.

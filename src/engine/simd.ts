@@ -14,7 +14,7 @@ import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, 
 /** Kernels of the module whose work helper threads can share, by index (the helpers' protocol uses it). */
 export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
                                  'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
-                                 'conv_forward', 'image_to_spectrum', 'spectrum_to_image'] as const;
+                                 'conv_forward', 'image_to_spectrum', 'spectrum_to_image', 'max_pool_gradient'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /**
@@ -43,9 +43,9 @@ export interface SimdExports {
   gradient_input(dy: number, x: number, dx: number, c: number, a: number, slope: number, centre: number,
                  offset: number, first: number, last: number): void;
   sum_rows(x: number, rows: number, c: number, sums: number): void;
-  depthwise_filter(x: number, dy: number, n: number, h: number, w: number, c: number, kw: number, sh: number,
-                   sw: number, ho: number, wo: number, top: number, left: number, acc: number, sums: number,
-                   first: number, last: number): void;
+  depthwise_filter(x: number, dy: number, h: number, w: number, c: number, kh: number, kw: number, sh: number,
+                   sw: number, ho: number, wo: number, top: number, left: number, partial: number, first: number,
+                   last: number): void;
   conv_filter_gradient(x: number, dy: number, dw: number, n: number, h: number, w: number, ci: number, ho: number,
                        wo: number, co: number, kh: number, kw: number, sh: number, sw: number, top: number,
                        left: number, chunk: number, first: number, last: number): void;
@@ -58,6 +58,9 @@ export interface SimdExports {
              transposeA: number, pack: number, first: number, last: number): void;
   elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
   gemm_pack_floats(m: number, k: number): number;
+  max_pool_gradient(x: number, dy: number, dx: number, h: number, w: number, c: number, ho: number, wo: number,
+                    kh: number, kw: number, sh: number, sw: number, top: number, left: number, scratch: number,
+                    first: number, last: number): void;
   image_to_spectrum(x: number, byH: number, byW: number, out: number, n: number, h: number, w: number, c: number,
                     mh: number, rows: number, scratch: number, first: number, last: number): void;
   spectrum_to_image(z: number, byW: number, byH: number, out: number, n: number, h: number, w: number, c: number,

@@ -254,53 +254,36 @@ function validOutputs(t: number, pad: number, stride: number, size: number, outS
 /**
  * dW[a, b, c, m] = sum over (n, p, q) of x[n, p*sh + a - top, q*sw + b - left, c] dy[n, p, q, c*M + m],
  * as JS loops over the wasm heap: per image (which then stays in cache), per
- * tap, four output channels at a time summed in registers over the tap's
- * valid positions. ConvNorm's affine filter at 32 x 32 x 64, batch 128: 412 ms
- * with one float64 accumulator per (tap, channel) updated at every position;
- * as tap-by-tap tf ops (window copy, product, reduction) it was slower still.
+ * tap, four output channels at a time, each output row's terms summed in
+ * float32 (Math.fround: the SIMD twin's order and rounding), the rows in
+ * float64, the images' sums added in order.
  */
 function depthwiseFilterSums(x: Float32Array, dy: Float32Array, [n, h, w, c]: number[], m: number,
                              info: tf.backend_util.Conv2DInfo): Float64Array {
   const {filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo,
          padInfo: {top, left}} = info;
   const cm = c * m;
+  const fround = Math.fround;
   const sums = new Float64Array(kh * kw * cm);
-  const blocks = cm - (cm % 4);
+  const xStep = sw * c;
   for (let b = 0; b < n; b++) {
     for (let ta = 0; ta < kh; ta++) {
       const [pLo, pHi] = validOutputs(ta, top, sh, h, ho);
       for (let tb = 0; tb < kw; tb++) {
         const [qLo, qHi] = validOutputs(tb, left, sw, w, wo);
         const sBase = (ta * kw + tb) * cm;
-        const xStep = sw * c;
-        for (let o = 0; o < blocks; o += 4) {
-          // Input channel of output channel o (+1, +2, +3): o / M.
-          const [x0, x1, x2, x3] = [(o / m) | 0, ((o + 1) / m) | 0, ((o + 2) / m) | 0, ((o + 3) / m) | 0];
-          let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        for (let o = 0; o < cm; o++) {
+          // Input channel of output channel o: o / M.
+          const xc = (o / m) | 0;
+          let sum = 0;
           for (let p = pLo; p < pHi; p++) {
-            let xi = ((b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c;
+            let xi = ((b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c + xc;
             let di = ((b * ho + p) * wo + qLo) * cm + o;
-            for (let q = qLo; q < qHi; q++, xi += xStep, di += cm) {
-              s0 += x[xi + x0] * dy[di];
-              s1 += x[xi + x1] * dy[di + 1];
-              s2 += x[xi + x2] * dy[di + 2];
-              s3 += x[xi + x3] * dy[di + 3];
-            }
+            let row = 0;
+            for (let q = qLo; q < qHi; q++, xi += xStep, di += cm) row = fround(row + fround(x[xi] * dy[di]));
+            sum += row;
           }
-          sums[sBase + o] += s0;
-          sums[sBase + o + 1] += s1;
-          sums[sBase + o + 2] += s2;
-          sums[sBase + o + 3] += s3;
-        }
-        for (let o = blocks; o < cm; o++) {
-          const x0 = (o / m) | 0;
-          let s0 = 0;
-          for (let p = pLo; p < pHi; p++) {
-            let xi = ((b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c + x0;
-            let di = ((b * ho + p) * wo + qLo) * cm + o;
-            for (let q = qLo; q < qHi; q++, xi += xStep, di += cm) s0 += x[xi] * dy[di];
-          }
-          sums[sBase + o] += s0;
+          sums[sBase + o] += sum;
         }
       }
     }
@@ -310,17 +293,21 @@ function depthwiseFilterSums(x: Float32Array, dy: Float32Array, [n, h, w, c]: nu
 
 /**
  * depthwiseFilterSums for channel multiplier 1 as WebAssembly SIMD, in the
- * same order and precision, its taps shared with the helper threads: 32 x 32 x
- * 64 at batch 128, 91-133 ms on one thread against 355-392 ms for the JS loops.
+ * same order and precision, its images shared with the helper threads (each
+ * image's sums apart, added here in order).
  */
 function depthwiseFilterSumsSimd(simd: SimdKernels, x: Float32Array, dy: Float32Array, [n, h, w, c]: number[],
                                  info: tf.backend_util.Conv2DInfo): Float64Array {
   const {filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: ho, outWidth: wo,
          padInfo: {top, left}} = info;
-  const sums = new Float64Array(kh * kw * c);
-  simd.withPointers([x, dy, sums, new Float64Array(kh * kw * c)], ([px, pd, ps, pa]) =>
-    simd.parallel('depthwise_filter', [px, pd, n, h, w, c, kw, sh, sw, ho, wo, top, left, pa, ps], kh * kw,
-                  x.length));
+  const taps = kh * kw * c;
+  const partial = new Float64Array(n * taps);
+  simd.withPointers([x, dy, partial], ([px, pd, pp]) =>
+    simd.parallel('depthwise_filter', [px, pd, h, w, c, kh, kw, sh, sw, ho, wo, top, left, pp], n, x.length));
+  const sums = new Float64Array(taps);
+  for (let b = 0; b < n; b++) {
+    for (let t = 0; t < taps; t++) sums[t] += partial[b * taps + t];
+  }
   return sums;
 }
 
@@ -803,6 +790,34 @@ function makeConvolution(own: tf.KernelFunc, fused: boolean, depthwise = false):
   }) as tf.KernelFunc;
 }
 
+/**
+ * MaxPoolGrad on the SIMD module, its images shared with the helper threads:
+ * tfjs-wasm's took 12 ms for the small CNN's first pooling at batch 128
+ * (1M inputs), a quarter of its Conv+BN training step. Dilation, other dtypes
+ * and engines without the module go to tfjs's kernel.
+ */
+function makeMaxPoolGrad(own: tf.KernelFunc): tf.KernelFunc {
+  return (args => {
+    const {dy, input, output} = args.inputs as {dy: Info; input: Info; output: Info};
+    const {filterSize, strides, pad, dimRoundingMode} = args.attrs as unknown as
+      {filterSize: number | [number, number]; strides: number | [number, number]; pad: Pad;
+       dimRoundingMode?: 'floor' | 'round' | 'ceil'};
+    const simd = simdKernels(args.backend as tf.KernelBackend);
+    if (simd === undefined || [dy, input, output].some(t => t.dtype !== 'float32')) return own(args);
+    const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, filterSize, strides, 1, pad, dimRoundingMode);
+    const wasm = args.backend as unknown as WasmBackend;
+    const [n, h, w, c] = input.shape;
+    const out = wasm.makeOutput(input.shape, 'float32');
+    if (n * h * w * c === 0) return out;
+    simd.parallel('max_pool_gradient',
+                  [heapOffset(wasm, input), heapOffset(wasm, dy), heapOffset(wasm, out), h, w, c, info.outHeight,
+                   info.outWidth, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth,
+                   info.padInfo.top, info.padInfo.left],
+                  n, n * h * w * c, 8 * c);
+    return out;
+  }) as tf.KernelFunc;
+}
+
 /** tfjs's own wasm kernels that ours wrap, captured before ours replace them. */
 const originals = new Map<string, tf.KernelConfig>();
 
@@ -820,6 +835,7 @@ const WRAPPERS: Array<[string, (own: tf.KernelFunc) => tf.KernelFunc]> = [
   ['BatchMatMul', own => makeBatchMatMul(own, original('Transpose').kernelFunc)],
   ['Transpose', makeTranspose],
   ['Sum', makeSum],
+  ['MaxPoolGrad', makeMaxPoolGrad],
   ['Conv2D', own => makeConvolution(own, false)],
   ['FusedConv2D', own => makeConvolution(own, true)],
   ['DepthwiseConv2dNative', own => makeConvolution(own, false, true)],
@@ -832,7 +848,7 @@ let wrapped: tf.KernelConfig[] | undefined;
 
 /**
  * Registers the training kernels on the wasm backend, and faster Slice, Sum,
- * Transpose, BatchMatMul, Add, Sub, Multiply and the convolutions (Conv2D,
+ * Transpose, BatchMatMul, Add, Sub, Multiply, MaxPoolGrad and the convolutions (Conv2D,
  * FusedConv2D and their depthwise twins: see withExplicitPadding) in place of
  * its own. Idempotent.
  */

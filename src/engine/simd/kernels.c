@@ -144,31 +144,97 @@ static void valid_outputs(int t, int pad, int stride, int size, int outSize, int
   *hi = h < outSize ? h : outSize;
 }
 
-// Taps first..last-1 (of kh x kw, row-major) of a depthwise filter gradient with channel
-// multiplier 1: sums[t, k] = sum over images n and the tap's valid outputs (p, q) of
-// x[n, p sh + ta - top, q sw + tb - left, k] dy[n, p, q, k]. Per image and tap the sum runs in
-// float64 over acc[t, k] (caller's scratch, c per tap) and is then added to sums[t, k], the
-// order of the JS loop it replaces.
+// Images first..last-1 of a depthwise filter gradient with channel multiplier 1:
+// partial[b, t, k] = sum over the valid outputs (p, q) of tap t (row-major of kh x kw) of
+// x[b, p sh + ta - top, q sw + tb - left, k] dy[b, p, q, k]. Each output row's terms are summed
+// in float32 (multiply, then add: no fused multiply-add, so the JS twin can round the same way),
+// the rows in float64. Image by image, every tap in turn, so an image's x and dy are read from
+// cache after the first tap (by tap, each tap streamed the whole batch: nine passes). The caller
+// adds the images' partial sums in order.
 EXPORT(depthwise_filter)
-void depthwise_filter(const float* x, const float* dy, int n, int h, int w, int c, int kw, int sh, int sw, int ho,
-                      int wo, int top, int left, double* acc, double* sums, int first, int last) {
-  for (int tap = first; tap < last; tap++) {
-    int ta = tap / kw, tb = tap % kw;
-    int pLo, pHi, qLo, qHi;
-    valid_outputs(ta, top, sh, h, ho, &pLo, &pHi);
-    valid_outputs(tb, left, sw, w, wo, &qLo, &qHi);
-    double* a = acc + (long)tap * c;
-    double* s = sums + (long)tap * c;
-    for (int b = 0; b < n; b++) {
-      for (int k = 0; k < c; k++) a[k] = 0;
-      for (int p = pLo; p < pHi; p++) {
-        const float* xr = x + ((long)(b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c;
-        const float* dr = dy + ((long)(b * ho + p) * wo + qLo) * c;
-        for (int q = qLo; q < qHi; q++, xr += (long)sw * c, dr += c) {
-          for (int k = 0; k < c; k++) a[k] += (double)xr[k] * dr[k];
+void depthwise_filter(const float* x, const float* dy, int h, int w, int c, int kh, int kw, int sh, int sw, int ho,
+                      int wo, int top, int left, double* partial, int first, int last) {
+  int blocked = c - c % 4;
+  for (int b = first; b < last; b++) {
+    for (int tap = 0; tap < kh * kw; tap++) {
+      int ta = tap / kw, tb = tap % kw;
+      int pLo, pHi, qLo, qHi;
+      valid_outputs(ta, top, sh, h, ho, &pLo, &pHi);
+      valid_outputs(tb, left, sw, w, wo, &qLo, &qHi);
+      double* s = partial + ((long)b * kh * kw + tap) * c;
+      for (int k = 0; k < blocked; k += 4) {
+        v128_t lo = wasm_f64x2_splat(0), hi = lo;
+        for (int p = pLo; p < pHi; p++) {
+          const float* xr = x + ((long)(b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c + k;
+          const float* dr = dy + ((long)(b * ho + p) * wo + qLo) * c + k;
+          v128_t row = wasm_f32x4_splat(0);
+          for (int q = qLo; q < qHi; q++, xr += (long)sw * c, dr += c) {
+            row = wasm_f32x4_add(row, wasm_f32x4_mul(wasm_v128_load(xr), wasm_v128_load(dr)));
+          }
+          lo = wasm_f64x2_add(lo, wasm_f64x2_promote_low_f32x4(row));
+          hi = wasm_f64x2_add(hi, wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(row, row, 2, 3, 0, 1)));
+        }
+        wasm_v128_store(s + k, lo);
+        wasm_v128_store(s + k + 2, hi);
+      }
+      for (int k = blocked; k < c; k++) {
+        double sum = 0;
+        for (int p = pLo; p < pHi; p++) {
+          const float* xr = x + ((long)(b * h + p * sh + ta - top) * w + qLo * sw + tb - left) * c + k;
+          const float* dr = dy + ((long)(b * ho + p) * wo + qLo) * c + k;
+          float row = 0;
+          for (int q = qLo; q < qHi; q++, xr += (long)sw * c, dr += c) row += *xr * *dr;
+          sum += row;
+        }
+        s[k] = sum;
+      }
+    }
+  }
+}
+
+// MaxPool's gradient, images first..last-1 (NHWC, unpadded x [h, w, c] per image, dy and the
+// pooled output [ho, wo, c]): each window's dy goes to the window's first maximum in row-major
+// order, which is where tfjs's kernels put it (a NaN is never the maximum; a window of NaNs
+// passes nothing). dx is zeroed here. `scratch`: c floats then c ints (per window, each channel's
+// best value so far and its index), so that the channels stay the inner loop.
+EXPORT(max_pool_gradient)
+void max_pool_gradient(const float* x, const float* dy, float* dx, int h, int w, int c, int ho, int wo, int kh,
+                       int kw, int sh, int sw, int top, int left, float* scratch, int first, int last) {
+  float* best = scratch;
+  int* at = (int*)(scratch + c);
+  for (int b = first; b < last; b++) {
+    const float* xb = x + (long)b * h * w * c;
+    float* dxb = dx + (long)b * h * w * c;
+    for (long e = 0; e < (long)h * w * c; e++) dxb[e] = 0;
+    for (int p = 0; p < ho; p++) {
+      int r0 = p * sh - top, r1 = r0 + kh;
+      if (r0 < 0) r0 = 0;
+      if (r1 > h) r1 = h;
+      for (int q = 0; q < wo; q++) {
+        int s0 = q * sw - left, s1 = s0 + kw;
+        if (s0 < 0) s0 = 0;
+        if (s1 > w) s1 = w;
+        for (int d = 0; d < c; d++) {
+          best[d] = -__builtin_inff();
+          at[d] = -1;
+        }
+        for (int r = r0; r < r1; r++) {
+          for (int s = s0; s < s1; s++) {
+            int base = (r * w + s) * c;
+            for (int d = 0; d < c; d++) {
+              float v = xb[base + d];
+              if (v > best[d]) {
+                best[d] = v;
+                at[d] = base + d;
+              }
+            }
+          }
+        }
+        const float* g = dy + (((long)b * ho + p) * wo + q) * c;
+        for (int d = 0; d < c; d++) {
+          if (at[d] >= 0) dxb[at[d]] += g[d];
         }
       }
-      for (int k = 0; k < c; k++) s[k] += a[k];
     }
   }
 }
