@@ -88,7 +88,7 @@ describe('wasm MaxPoolGrad matches cpu', () => {
     // (over 64K inputs: the helpers take a share).
     const x = () => tf.tidy(() => {
       const grid = tf.round(tf.mul(randomTensor([8, 17, 19, 13], 71), 2));
-      return tf.where(tf.equal(tf.reshape(tf.range(0, grid.size), grid.shape), 100), tf.fill(grid.shape, NaN), grid);
+      return tf.where(tf.equal(tf.reshape(tf.range(0, grid.size), grid.shape), 100), tf.fill(grid.shape as [number, number, number, number], NaN), grid);
     }) as tf.Tensor4D;
     for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 2, 'same'], [3, 1, 'same'], [2, 3, 'valid']] as const) {
       const run = () => {
@@ -381,10 +381,13 @@ describe("the Fourier ConvNorm's transform kernels", () => {
   it('give convNorm and its gradients as the tf-op form does on cpu, with SIMD on (shared between threads) and off', async () => {
     // 6 images of 33 x 15 x 24 -> 20: both transforms share images between threads, run packed (38
     // and 33 rows) and unpacked (18 rows) products, and leave partial 8-column strips (24 and 20).
-    for (const strides of [1, 2] as const) {
+    // 2 images of 8 x 8 x 64 -> 64: too little work to share, so one thread takes both of the taps'
+    // gradient's blocks of 32 input channels.
+    for (const [[n, h, w, cin, cout], strides] of [[[6, 33, 15, 24, 20], 1], [[6, 33, 15, 24, 20], 2],
+                                                   [[2, 8, 8, 64, 64], 1]] as const) {
       const run = () => {
-        const x = randomTensor([6, 33, 15, 24], 61 + strides) as tf.Tensor4D;
-        const kernel = randomTensor([3, 3, 24, 20], 63 + strides) as tf.Tensor4D;
+        const x = randomTensor([n, h, w, cin], 61 + strides) as tf.Tensor4D;
+        const kernel = randomTensor([3, 3, cin, cout], 63 + strides) as tf.Tensor4D;
         const f = (a: tf.Tensor, k: tf.Tensor) => {
           const y = convNorm(a as tf.Tensor4D, k as tf.Tensor4D, {strides, padding: 1, method: 'fourier'});
           return tf.sum(tf.mul(y, randomTensor(y.shape, 65)));
@@ -397,7 +400,8 @@ describe("the Fourier ConvNorm's transform kernels", () => {
         assert.ok(tf.getKernel(IMAGE_TO_SPECTRUM, 'wasm') !== undefined, 'the transform kernels are not registered');
         const actual = await gradsOn('wasm', run, simd);
         ['output', 'd/dx', 'd/dkernel'].forEach((what, i) => tf.tidy(() =>
-          assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-5, `stride ${strides}, ${simdName(simd)}: ${what}`)));
+          assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-5,
+                      `${n}x${h}x${w}x${cin} -> ${cout} stride ${strides}, ${simdName(simd)}: ${what}`)));
       }
     }
   });

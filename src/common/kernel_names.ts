@@ -19,3 +19,17 @@ export const IMAGE_TO_SPECTRUM = 'ConvNormImageToSpectrum';
  * the width, then along the height.
  */
 export const SPECTRUM_TO_IMAGE = 'ConvNormSpectrumToImage';
+/**
+ * The Fourier ConvNorm's per-frequency product: x [2, F, N, rows] (real
+ * parts, then imaginary), taps [T, rows cols], cos and sin [F, T], v [F, scaled
+ * channels] -> z [2, F, N, cols], Z_f = X_f K_f diag(v_f), or X_f diag(v_f) K_f
+ * with attribute scaleInput, K_f = sum_t taps[t] (cos[f, t] + i s sin[f, t]), s
+ * = -1 with attribute conjugate, else 1.
+ */
+export const SPECTRAL_PRODUCT = 'ConvNormSpectralProduct';
+/**
+ * Its gradient for the taps: x [2, F, N, rows], dy [2, F, N, cols], cos, sin, v
+ * [F, cols] -> [T, rows cols], sum over f of cos[f, t] Re G_f + sin[f, t] Im
+ * G_f, G_f = X_f^H dY_f diag(v_f).
+ */
+export const SPECTRAL_TAP_GRADIENT = 'ConvNormSpectralTapGradient';

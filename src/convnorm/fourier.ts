@@ -20,7 +20,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
+import {IMAGE_TO_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from
+  '../common/kernel_names.js';
 import {forwardComplexBlock, forwardRealStacked, halfSpectrumSize, inverseHalfComplexBlock, inverseRealPart,
         RealMatrix, tapBasis} from './dft.js';
 import {ConvNormGeometry} from './geometry.js';
@@ -78,9 +79,9 @@ class Plan {
   /** The bases of the kernel's Gauss operand, and of its conjugate. */
   readonly kernelBases: {plain: KernelBases; conjugate: KernelBases};
   /**
-   * Whether the backend has the transforms as kernels of their own (the
-   * engine's, on wasm: common/kernel_names.ts), which take and give spectra
-   * as [N, C] per frequency.
+   * Whether the backend has the transforms and the per-frequency product as
+   * kernels of their own (the engine's, on wasm: common/kernel_names.ts),
+   * which take and give spectra as [N, C] per frequency.
    */
   readonly transformKernels: boolean;
   /**
@@ -107,8 +108,8 @@ class Plan {
     this.freqs = this.fw * this.mh;
     this.taps = kh * kw;
     const backend = tf.getBackend();
-    this.transformKernels = tf.getKernel(IMAGE_TO_SPECTRUM, backend) !== undefined &&
-      tf.getKernel(SPECTRUM_TO_IMAGE, backend) !== undefined;
+    this.transformKernels = [IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT]
+      .every(name => tf.getKernel(name, backend) !== undefined);
     this.channelsFirst = !this.transformKernels && Math.max(this.cin, this.cout) > this.n;
     [this.toColumns, this.fromColumns] = this.channelsFirst ? [[2, 1, 3, 0], [3, 1, 0, 2]] : [[2, 1, 0, 3], [2, 1, 0, 3]];
     this.alongH = forwardRealStacked(this.mh, this.h, this.mh);
@@ -294,6 +295,35 @@ function linearOp(forward: (t: tf.Tensor) => tf.Tensor, adjoint: (dy: tf.Tensor)
   }));
 }
 
+/**
+ * The per-frequency product Z = X K diag(V) and its gradient as the backend's
+ * kernels (Plan.transformKernels), on spectra [2, F, N, C]: the kernel
+ * spectrum is made from the taps one frequency at a time inside them.
+ */
+function kernelProduct(p: Plan) {
+  const basis = () => ({cos: matrix(p.basis.cos), sin: matrix(p.basis.sin)});
+  const perFrequency = (v: tf.Tensor) => tf.reshape(v, [p.freqs, p.cout]);
+  return tf.customGrad((...args) => {
+    const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
+    (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
+    return {
+      value: tf.engine().runKernel(SPECTRAL_PRODUCT, {x: xSpec, taps, ...basis(), v: perFrequency(v)},
+                                   {conjugate: false, scaleInput: false}) as tf.Tensor,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
+        const [savedSpec, savedTaps, v] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor];
+        // dX = dZ diag(V) K^H: the product with the taps transposed ([T, C_out C_in]) and conjugated.
+        const tapsT = tf.reshape(tf.transpose(tf.reshape(savedTaps, [p.taps, p.cin, p.cout]), [0, 2, 1]),
+                                 [p.taps, p.cout * p.cin]);
+        const dSpec = tf.engine().runKernel(SPECTRAL_PRODUCT, {x: dy, taps: tapsT, ...basis(), v: perFrequency(v)},
+                                            {conjugate: true, scaleInput: true}) as tf.Tensor;
+        const dTaps = tf.engine().runKernel(SPECTRAL_TAP_GRADIENT,
+                                            {x: savedSpec, dy, ...basis(), v: perFrequency(v)}) as tf.Tensor;
+        return [dSpec, dTaps, tf.zerosLike(v)];
+      }),
+    };
+  });
+}
+
 export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: tf.Tensor,
                                 g: ConvNormGeometry): tf.Tensor4D {
   const p = new Plan(x, kernel, g);
@@ -306,7 +336,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
                                 dy => tf.reshape(outputAdjoint(dy as tf.Tensor4D, p), [2, p.freqs, ...lead(p.cout, p)]));
   // The product keeps only its inputs (the input spectrum, the taps, V); K is recomputed for the gradient.
   // V is an input only so that it is saved: tfjs disposes anything else the forward pass made.
-  const product = tf.customGrad((...args) => {
+  const product = p.transformKernels ? kernelProduct(p) : tf.customGrad((...args) => {
     const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
     const x = split(xSpec, [p.freqs, ...lead(p.cin, p)]);

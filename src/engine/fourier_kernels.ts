@@ -1,14 +1,17 @@
 /**
- * The Fourier ConvNorm's transforms between maps and spectra as two wasm
- * kernels (common/kernel_names.ts: IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE):
+ * The Fourier ConvNorm's steps as wasm kernels (common/kernel_names.ts). The
+ * transforms between maps and spectra (IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE):
  * the SIMD module transforms one image at a time along both axes, its
  * intermediate in cache, reading the map in NHWC where the tf-op form
  * (convnorm/fourier.ts) transposes it and streams the whole batch through
- * memory at each stage. Without the module the same maths runs as tf ops.
+ * memory at each stage. The per-frequency product and its taps' gradient
+ * (SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT): one frequency at a time, the
+ * kernel spectrum made from the taps in cache, the Gauss sums and the V
+ * scaling in cache too. Without the module the same maths runs as tf ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
+import {IMAGE_TO_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
 import {SimdKernels, simdKernels} from './simd.js';
 import type {WasmBackend} from './wasm_kernels.js';
 
@@ -84,10 +87,92 @@ function spectrumToImage({inputs, backend}: {inputs: Inputs; backend: tf.KernelB
   return out;
 }
 
-/** Registers both kernels on wasm (where tfjs-backend-wasm is loaded). Idempotent. */
+/** The complex parts of a stacked [2, ...] tensor. */
+function parts(t: tf.Tensor): [tf.Tensor, tf.Tensor] {
+  const [re, im] = tf.unstack(t);
+  return [re, im];
+}
+
+function spectralProduct({inputs, attrs, backend}: {inputs: Inputs; attrs?: tf.NamedAttrMap;
+                                                    backend: tf.KernelBackend}): Info {
+  const {x, taps, cos, sin, v} = inputs as {x: Info; taps: Info; cos: Info; sin: Info; v: Info};
+  const {conjugate, scaleInput} = attrs as unknown as {conjugate: boolean; scaleInput: boolean};
+  float32([x, taps, cos, sin, v], SPECTRAL_PRODUCT);
+  const [, freqs, n, rows] = x.shape;
+  const [ntaps, size] = taps.shape;
+  const cols = size / rows;
+  if (!Number.isInteger(cols) || cos.shape[0] !== freqs || cos.shape[1] !== ntaps ||
+      v.shape[1] !== (scaleInput ? rows : cols)) {
+    throw new Error(`${SPECTRAL_PRODUCT}: taps [${taps.shape}], basis [${cos.shape}], v [${v.shape}] do not fit ` +
+                    `the spectrum [${x.shape}]`);
+  }
+  const simd = simdKernels(backend);
+  if (simd === undefined) {
+    return tf.tidy(() => {
+      // The four-product complex multiplication, V as a diagonal on the side it scales.
+      const kre = tf.reshape(tf.matMul(tensor(cos), tensor(taps)), [freqs, rows, cols]);
+      const kim = tf.mul(tf.reshape(tf.matMul(tensor(sin), tensor(taps)), [freqs, rows, cols]), conjugate ? -1 : 1);
+      let [xr, xi] = parts(tensor(x));
+      const scale = tf.reshape(tensor(v), [freqs, 1, -1]);
+      if (scaleInput) [xr, xi] = [tf.mul(xr, scale), tf.mul(xi, scale)];
+      const z = tf.stack([tf.sub(tf.matMul(xr, kre), tf.matMul(xi, kim)), tf.add(tf.matMul(xr, kim), tf.matMul(xi, kre))]);
+      return scaleInput ? z : tf.mul(z, scale);
+    });
+  }
+  const wasm = backend as unknown as WasmBackend;
+  const out = wasm.makeOutput([2, freqs, n, cols], 'float32');
+  const scratch = 3 * rows * cols + n * rows + n * cols + 2 * n * rows;
+  simd.parallel('spectral_product',
+                [heapOffset(wasm, x), heapOffset(wasm, taps), heapOffset(wasm, cos), heapOffset(wasm, sin),
+                 heapOffset(wasm, v), heapOffset(wasm, out), freqs, n, rows, cols, ntaps, conjugate ? -1 : 1,
+                 scaleInput ? 1 : 0],
+                freqs, freqs * (3 * rows * cols + 2 * n * (rows + cols)),
+                4 * scratchFloats(simd, scratch, Math.max(rows, cols)));
+  return out;
+}
+
+function spectralTapGradient({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
+  const {x, dy, cos, sin, v} = inputs as {x: Info; dy: Info; cos: Info; sin: Info; v: Info};
+  float32([x, dy, cos, sin, v], SPECTRAL_TAP_GRADIENT);
+  const [, freqs, n, rows] = x.shape;
+  const cols = dy.shape[3];
+  const ntaps = cos.shape[1];
+  if (dy.shape[1] !== freqs || dy.shape[2] !== n || cos.shape[0] !== freqs || v.shape[1] !== cols) {
+    throw new Error(`${SPECTRAL_TAP_GRADIENT}: dy [${dy.shape}], basis [${cos.shape}], v [${v.shape}] do not fit ` +
+                    `the spectrum [${x.shape}]`);
+  }
+  const simd = simdKernels(backend);
+  if (simd === undefined) {
+    return tf.tidy(() => {
+      const [xr, xi] = parts(tensor(x));
+      const scale = tf.reshape(tensor(v), [freqs, 1, cols]);
+      const [dr, di] = parts(tf.mul(tensor(dy), scale));
+      // X^H D = (xr^T dr + xi^T di) + i (xr^T di - xi^T dr).
+      const gre = tf.add(tf.matMul(xr, dr, true), tf.matMul(xi, di, true));
+      const gim = tf.sub(tf.matMul(xr, di, true), tf.matMul(xi, dr, true));
+      const flat = (g: tf.Tensor) => tf.reshape(g, [freqs, rows * cols]);
+      return tf.add(tf.matMul(tensor(cos), flat(gre), true), tf.matMul(tensor(sin), flat(gim), true));
+    });
+  }
+  const wasm = backend as unknown as WasmBackend;
+  const out = wasm.makeOutput([ntaps, rows * cols], 'float32');
+  // Input channels per share's item: blocks of up to 32 (the products' packed rows), at least two
+  // items where there are 8 channels or more, so that both threads take part.
+  const block = Math.max(4, Math.min(32, 4 * Math.ceil(rows / 8)));
+  const scratch = n * rows + 3 * n * cols + 3 * block * cols;
+  simd.parallel('spectral_tap_gradient',
+                [heapOffset(wasm, x), heapOffset(wasm, dy), heapOffset(wasm, cos), heapOffset(wasm, sin),
+                 heapOffset(wasm, v), heapOffset(wasm, out), freqs, n, rows, cols, ntaps, block],
+                Math.ceil(rows / block), freqs * n * (rows + cols) * 3, 4 * scratchFloats(simd, scratch, n));
+  return out;
+}
+
+/** Registers the kernels on wasm (where tfjs-backend-wasm is loaded). Idempotent. */
 export function registerFourierKernels(): void {
   for (const [kernelName, kernelFunc] of [[IMAGE_TO_SPECTRUM, imageToSpectrum],
-                                          [SPECTRUM_TO_IMAGE, spectrumToImage]] as const) {
+                                          [SPECTRUM_TO_IMAGE, spectrumToImage],
+                                          [SPECTRAL_PRODUCT, spectralProduct],
+                                          [SPECTRAL_TAP_GRADIENT, spectralTapGradient]] as const) {
     if (tf.getKernel(kernelName, 'wasm') !== undefined) continue;
     tf.registerKernel({kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc});
   }

@@ -14,7 +14,8 @@ import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, 
 /** Kernels of the module whose work helper threads can share, by index (the helpers' protocol uses it). */
 export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
                                  'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
-                                 'conv_forward', 'image_to_spectrum', 'spectrum_to_image', 'max_pool_gradient'] as const;
+                                 'conv_forward', 'image_to_spectrum', 'spectrum_to_image', 'max_pool_gradient',
+                                 'spectral_product', 'spectral_tap_gradient'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /**
@@ -58,6 +59,12 @@ export interface SimdExports {
              transposeA: number, pack: number, first: number, last: number): void;
   elementwise(op: number, a: number, b: number, out: number, first: number, last: number): void;
   gemm_pack_floats(m: number, k: number): number;
+  spectral_product(x: number, taps: number, cos: number, sin: number, v: number, z: number, freqs: number, n: number,
+                   rows: number, cols: number, ntaps: number, sign: number, scaleInput: number, scratch: number,
+                   first: number, last: number): void;
+  spectral_tap_gradient(x: number, d: number, cos: number, sin: number, v: number, out: number, freqs: number,
+                        n: number, rows: number, cols: number, ntaps: number, block: number, scratch: number,
+                        first: number, last: number): void;
   max_pool_gradient(x: number, dy: number, dx: number, h: number, w: number, c: number, ho: number, wo: number,
                     kh: number, kw: number, sh: number, sw: number, top: number, left: number, scratch: number,
                     first: number, last: number): void;

@@ -821,6 +821,157 @@ void spectrum_to_image(const float* z, const float* byW, const float* byH, float
   }
 }
 
+// The three Gauss parts of one frequency's kernel spectrum from the taps [ntaps, count]:
+// with K = sum_t taps[t] (cos[t] + i sign sin[t]), a = Re K, b = Im K - Re K, c = Re K + Im K.
+static void kernel_parts(const float* taps, const float* cosf, const float* sinf, int ntaps, int sign, long count,
+                         float* a, float* b, float* c) {
+  long e = 0;
+  for (; e + 4 <= count; e += 4) {
+    v128_t re = wasm_f32x4_splat(0), im = re;
+    for (int t = 0; t < ntaps; t++) {
+      v128_t w = wasm_v128_load(taps + (long)t * count + e);
+      re = MADD(re, wasm_f32x4_splat(cosf[t]), w);
+      im = MADD(im, wasm_f32x4_splat(sinf[t]), w);
+    }
+    if (sign < 0) im = wasm_f32x4_neg(im);
+    wasm_v128_store(a + e, re);
+    wasm_v128_store(b + e, wasm_f32x4_sub(im, re));
+    wasm_v128_store(c + e, wasm_f32x4_add(re, im));
+  }
+  for (; e < count; e++) {
+    float re = 0, im = 0;
+    for (int t = 0; t < ntaps; t++) {
+      re += cosf[t] * taps[(long)t * count + e];
+      im += sinf[t] * taps[(long)t * count + e];
+    }
+    if (sign < 0) im = -im;
+    a[e] = re;
+    b[e] = im - re;
+    c[e] = re + im;
+  }
+}
+
+// y[r, k] = x[r, k] * s[k] over rows x cols.
+static void scale_columns(const float* x, const float* s, float* y, int rows, int cols) {
+  for (int r = 0; r < rows; r++) {
+    for (int k = 0; k < cols; k++) y[(long)r * cols + k] = x[(long)r * cols + k] * s[k];
+  }
+}
+
+// The Fourier ConvNorm's per-frequency product for frequencies first..last-1:
+// Z_f = X_f K_f diag(v_f) (scaleInput 0) or Z_f = X_f diag(v_f) K_f (scaleInput 1), for
+// complex X [2, freqs, n, rows] (real parts, then imaginary), K_f [rows, cols] made here from the
+// taps [ntaps, rows cols] and the basis cos, sin [freqs, ntaps] (kernel_parts), v [freqs, scaled
+// channels], Z [2, freqs, n, cols]: three real products (Gauss), the parts' sums and differences
+// in cache. As tf ops every step was a pass over the whole batch (slices of the stacked parts,
+// the sums, the stacking, the scaling) and the kernel spectrum, freqs x rows x cols three times
+// over, went to memory and back. `scratch`: 3 rows cols + n rows + n cols + 2 n rows floats,
+// then gemm's packing scratch.
+EXPORT(spectral_product)
+void spectral_product(const float* x, const float* taps, const float* cosb, const float* sinb, const float* v,
+                      float* z, int freqs, int n, int rows, int cols, int ntaps, int sign, int scaleInput,
+                      float* scratch, int first, int last) {
+  long kc = (long)rows * cols;
+  float* a = scratch;
+  float* b = a + kc;
+  float* c = b + kc;
+  float* sum = c + kc;
+  float* tmp = sum + (long)n * rows;
+  float* scaled = tmp + (long)n * cols;
+  float* pack = scaled + 2L * n * rows;
+  for (int f = first; f < last; f++) {
+    kernel_parts(taps, cosb + (long)f * ntaps, sinb + (long)f * ntaps, ntaps, sign, kc, a, b, c);
+    const float* xr = x + (long)f * n * rows;
+    const float* xi = x + ((long)freqs + f) * n * rows;
+    if (scaleInput) {
+      scale_columns(xr, v + (long)f * rows, scaled, n, rows);
+      scale_columns(xi, v + (long)f * rows, scaled + (long)n * rows, n, rows);
+      xr = scaled;
+      xi = scaled + (long)n * rows;
+    }
+    for (long e = 0; e < (long)n * rows; e++) sum[e] = xr[e] + xi[e];
+    float* zr = z + (long)f * n * cols;
+    float* zi = z + ((long)freqs + f) * n * cols;
+    gemm(sum, a, zr, n, rows, cols, rows, 1, cols, cols, pack);
+    gemm(xr, b, zi, n, rows, cols, rows, 1, cols, cols, pack);
+    gemm(xi, c, tmp, n, rows, cols, rows, 1, cols, cols, pack);
+    const float* vf = v + (long)f * cols;
+    for (int r = 0; r < n; r++) {
+      for (int k = 0; k < cols; k++) {
+        long e = (long)r * cols + k;
+        float re = zr[e] - tmp[e], im = zr[e] + zi[e];
+        if (!scaleInput) {
+          re *= vf[k];
+          im *= vf[k];
+        }
+        zr[e] = re;
+        zi[e] = im;
+      }
+    }
+  }
+}
+
+// The taps' gradient of the per-frequency product, for items first..last-1, each a block of `block`
+// input channels (the last one short):
+// out[t, i, k] = sum over frequencies f of cos[f, t] Re G_f[i, k] + sin[f, t] Im G_f[i, k],
+// G_f = X_f^H D_f diag(v_f), for X [2, freqs, n, rows], D [2, freqs, n, cols] (the output
+// spectrum's gradient), v [freqs, cols]: per frequency three real products (Gauss) with X_f read
+// transposed in place, the frequencies summed in order whatever the share. `scratch`: n rows +
+// 3 n cols + 3 block cols floats, then gemm's packing scratch.
+EXPORT(spectral_tap_gradient)
+void spectral_tap_gradient(const float* x, const float* d, const float* cosb, const float* sinb, const float* v,
+                           float* out, int freqs, int n, int rows, int cols, int ntaps, int block, float* scratch,
+                           int first, int last) {
+  float* diff = scratch;
+  float* dre = diff + (long)n * rows;
+  float* q = dre + (long)n * cols;
+  float* r = q + (long)n * cols;
+  float* k1 = r + (long)n * cols;
+  float* k2 = k1 + (long)block * cols;
+  float* k3 = k2 + (long)block * cols;
+  float* pack = k3 + (long)block * cols;
+  for (int item = first; item < last; item++) {
+    int i0 = item * block, i1 = i0 + block < rows ? i0 + block : rows;
+    int span = i1 - i0;
+    for (int t = 0; t < ntaps; t++) {
+      for (int i = i0; i < i1; i++) {
+        for (int k = 0; k < cols; k++) out[((long)t * rows + i) * cols + k] = 0;
+      }
+    }
+    for (int f = 0; f < freqs; f++) {
+      const float* xr = x + (long)f * n * rows;
+      const float* xi = x + ((long)freqs + f) * n * rows;
+      const float* dr = d + (long)f * n * cols;
+      const float* di = d + ((long)freqs + f) * n * cols;
+      const float* vf = v + (long)f * cols;
+      for (int p = 0; p < n; p++) {
+        for (int i = i0; i < i1; i++) diff[(long)p * rows + i] = xr[(long)p * rows + i] - xi[(long)p * rows + i];
+        for (int k = 0; k < cols; k++) {
+          long e = (long)p * cols + k;
+          float re = dr[e] * vf[k], im = di[e] * vf[k];
+          dre[e] = re;
+          q[e] = im - re;
+          r[e] = re + im;
+        }
+      }
+      // conj(A) B for A = X_f^T = a + ib, B = D_f diag(v_f) = c + id: (a - ib)(c + id) =
+      // (ac + bd) + i(ad - bc) = (k1 + k3) + i(k1 + k2), k1 = (a - b) c, k2 = a (d - c), k3 = b (c + d).
+      gemm(diff + i0, dre, k1, span, n, cols, 1, rows, cols, cols, pack);
+      gemm(xr + i0, q, k2, span, n, cols, 1, rows, cols, cols, pack);
+      gemm(xi + i0, r, k3, span, n, cols, 1, rows, cols, cols, pack);
+      const float* cf = cosb + (long)f * ntaps;
+      const float* sf = sinb + (long)f * ntaps;
+      for (int i = 0; i < span; i++) {
+        for (int k = 0; k < cols; k++) {
+          long e = (long)i * cols + k;
+          float re = k1[e] + k3[e], im = k1[e] + k2[e];
+          for (int t = 0; t < ntaps; t++) out[((long)t * rows + i0 + i) * cols + k] += cf[t] * re + sf[t] * im;
+        }
+      }
+    }
+  }
+}
+
 // out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
 EXPORT(elementwise)
 void elementwise(int op, const float* a, const float* b, float* out, int first, int last) {
