@@ -1,9 +1,11 @@
 /**
  * `npm run bench`: ConvNorm against Conv+BN on this machine, layer by layer
- * (CIFAR ResNet-18 shapes) and for whole training steps (ResNet-18, small CNN),
- * with peak RSS and tensor counts; beside them the same measurements of PyTorch
- * (Conv+BN and our port of the official ConvNorm) when /usr/bin/python3 has
- * torch. Ratios are taken within this run. A benchmark, not a test.
+ * (CIFAR ResNet-18 and ResNet-20 shapes) and for whole training steps
+ * (ResNet-18, ResNet-20, small CNN), with peak RSS, tensor counts and each
+ * network's Conv+BN step against the arithmetic cap of WebAssembly SIMD here;
+ * beside them the same measurements of PyTorch (Conv+BN and our port of the
+ * official ConvNorm) when /usr/bin/python3 has torch. Ratios are taken within
+ * this run. A benchmark, not a test.
  */
 import {execFileSync} from 'node:child_process';
 import {mkdirSync, writeFileSync} from 'node:fs';
@@ -15,7 +17,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {Command, InvalidArgumentError, Option} from 'commander';
 
 import {unitSpectra} from '../src/analysis/layer_spectra.js';
-import {RESNET18_LAYERS} from '../src/cli/isometry.js';
+import {IsometryLayer, RESNET18_LAYERS} from '../src/cli/isometry.js';
 import {BACKENDS, BackendName, useBackend, wasmThreadCount} from '../src/node/backend.js';
 import {setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {convUnit, NormKind, SeedSequence} from '../src/models/blocks.js';
@@ -32,8 +34,19 @@ import type {DNorm} from '../src/models/sngan.js';
 import {convolutionFlopsPerImage, simdPeak} from './peak.js';
 
 const NORMS: NormKind[] = ['bn', 'convnorm'];
-const NETWORKS = ['resnet18', 'small'] as const;
+const NETWORKS = ['resnet18', 'resnet20', 'small'] as const;
 type Network = (typeof NETWORKS)[number];
+
+/** One of each distinct 3x3 convolution of He et al.'s CIFAR ResNet-20 (16, 32, 64 channels). */
+const RESNET20_LAYERS: IsometryLayer[] = [
+  {name: 'r20 stem 3->16', inChannels: 3, filters: 16, size: 32, strides: 1},
+  {name: 'r20 block 16->16', inChannels: 16, filters: 16, size: 32, strides: 1},
+  {name: 'r20 down 16->32 s2', inChannels: 16, filters: 32, size: 32, strides: 2},
+  {name: 'r20 block 32->32', inChannels: 32, filters: 32, size: 16, strides: 1},
+  {name: 'r20 down 32->64 s2', inChannels: 32, filters: 64, size: 16, strides: 2},
+  {name: 'r20 block 64->64', inChannels: 64, filters: 64, size: 8, strides: 1},
+];
+const LAYERS = [...RESNET18_LAYERS, ...RESNET20_LAYERS];
 
 interface Options {
   backend?: BackendName;
@@ -81,7 +94,7 @@ const sampleRss = () => {
 
 function benchLayers(opts: Options) {
   const rows = [];
-  for (const spec of RESNET18_LAYERS) {
+  for (const spec of LAYERS) {
     for (const batch of opts.batches) {
       const row: Record<string, number | string> = {layer: spec.name, batch};
       for (const norm of NORMS) {
@@ -110,7 +123,8 @@ function benchLayers(opts: Options) {
 }
 
 function buildNetwork(network: Network, norm: NormKind) {
-  return network === 'resnet18' ? resnet({depth: 18, norm, seed: 1}) : smallCnn({norm, seed: 1});
+  return network === 'small' ? smallCnn({norm, seed: 1})
+    : resnet({depth: network === 'resnet18' ? 18 : 20, norm, seed: 1});
 }
 
 interface NetworkResult {
@@ -262,7 +276,7 @@ function runTorch(opts: Options) {
     return undefined;
   }
   const config = {threads: 2, batches: opts.batches, reps: opts.reps, steps: opts.steps,
-                  layers: opts.layers ? RESNET18_LAYERS : [], networks: opts.networks};
+                  layers: opts.layers ? LAYERS : [], networks: opts.networks};
   console.error('PyTorch (2 threads)...');
   return JSON.parse(execFileSync('/usr/bin/python3', [script, JSON.stringify(config)], {encoding: 'utf8',
                                                                                        maxBuffer: 1 << 24}));
@@ -299,17 +313,32 @@ async function main(opts: Options & {runNetwork?: string}) {
       `, SIMD module ${module.fusedMultiplyAdd ? 'with' : 'without'} fused multiply-adds`);
   console.error(`backend ${engine}; batches ${opts.batches}`);
   const peak = backend === 'wasm' ? simdPeak() : undefined;
-  const counted = resnet({depth: 18, norm: 'bn', seed: 1});
-  const resnetFlops = convolutionFlopsPerImage(counted);
-  counted.dispose();
+  // Each network's convolution arithmetic per image and training step, counted on its Conv+BN build.
+  const convolutionFlops = Object.fromEntries(NETWORKS.map(network => {
+    const counted = buildNetwork(network, 'bn');
+    const flops = convolutionFlopsPerImage(counted);
+    counted.dispose();
+    return [network, flops];
+  })) as Record<Network, number>;
+  // What the arithmetic alone allows: the convolutions at every thread's best multiply-add rate.
+  const capOf = (network: Network) => peak === undefined ? undefined
+    : Math.max(peak.multiplyAdd, peak.fusedMultiplyAdd ?? 0) * (threads ?? 1) * 1e9 / convolutionFlops[network];
   const layers = opts.layers ? benchLayers(opts) : [];
   const networks = benchNetworks(opts);
   const soakMarks = opts.soak > 0 ? soak(opts.soak) : [];
   const attack = opts.attackImages > 0 ? await benchAttack(opts.attackImages) : [];
   const spectrum = opts.spectrum ? benchSpectrum(opts.spectrumResnet18) : [];
   const torch = opts.torch ? runTorch(opts) : undefined;
+  const arithmeticCap = opts.networks.flatMap(network => opts.batches.map(batch => {
+    const bn = networks.find(r => r.network === network && r.batch === batch && r.norm === 'bn');
+    const cap = capOf(network);
+    return {network, batch, convolutionFlopsPerImage: convolutionFlops[network], capImagesPerSecond: cap,
+            convBnImagesPerSecond: bn?.imagesPerSecond,
+            percentOfCap: cap === undefined || bn?.imagesPerSecond === undefined ? undefined
+              : 100 * bn.imagesPerSecond / cap};
+  }));
   const result = {date: new Date().toISOString(), backend, engine, wasmThreads: threads, options: opts, simdPeak: peak,
-                  resnet18ConvolutionFlopsPerImage: resnetFlops, layers, networks, soak: soakMarks, attack, spectrum, torch};
+                  layers, networks, arithmeticCap, soak: soakMarks, attack, spectrum, torch};
   mkdirSync(dirname(opts.json), {recursive: true});
   writeFileSync(`${opts.json}.tmp`, JSON.stringify(result, null, 1));
   (await import('node:fs')).renameSync(`${opts.json}.tmp`, opts.json);
@@ -356,14 +385,14 @@ async function main(opts: Options & {runNetwork?: string}) {
     }
   }
   if (peak !== undefined) {
-    // What the arithmetic alone allows: the convolutions at every thread's best multiply-add rate.
-    const best = Math.max(peak.multiplyAdd, peak.fusedMultiplyAdd ?? 0);
-    const cap = best * (threads ?? 1) * 1e9 / resnetFlops;
-    const torchBn = tn('resnet18', 'bn', Math.max(...opts.batches))?.imagesPerSecond;
     console.log(`\nWebAssembly SIMD here, one thread: ${f2(peak.multiplyAdd)} GFLOP/s as multiplies and adds, ` +
-                `${f2(peak.fusedMultiplyAdd)} fused. ResNet-18's convolutions are ${f2(resnetFlops / 1e9)} GFLOP per ` +
-                `image per training step, so at ${threads} threads' peak they alone cap a step at ${f2(cap)} images/s` +
-                (torchBn === undefined ? '.' : ` (PyTorch Conv+BN: ${f2(torchBn)} images/s; half of it: ${f2(torchBn / 2)}).`));
+                `${f2(peak.fusedMultiplyAdd)} fused. At ${threads} threads' peak a network's convolutions alone cap ` +
+                'its training step at:');
+    console.log(formatTable(
+      ['network', 'batch', 'conv GFLOP/image/step', 'cap img/s', 'ours Conv+BN img/s', '% of cap', 'torch Conv+BN img/s'],
+      arithmeticCap.map(r => [r.network, String(r.batch), f2(r.convolutionFlopsPerImage / 1e9), f2(r.capImagesPerSecond),
+                              f2(r.convBnImagesPerSecond), f0(r.percentOfCap),
+                              f2(tn(r.network, 'bn', r.batch)?.imagesPerSecond)])));
   }
   console.log(`Peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MB.`);
   if (soakMarks.length > 0) {
