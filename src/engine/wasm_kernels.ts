@@ -81,8 +81,8 @@ function inputGradient(dy: tf.Tensor4D, flippedFilter: Filter, inputShape: numbe
   const [n, h, w] = inputShape;
   // Channels of the correlation's output: the input's (times the multiplier, depthwise).
   const c = depthwise ? flippedFilter.shape[2] * flippedFilter.shape[3] : flippedFilter.shape[3];
-  const correlate = (x: tf.Tensor4D, f: tf.Tensor4D) =>
-    depthwise ? tf.depthwiseConv2d(x, f, 1, 'valid') : tf.conv2d(x, f, 1, 'valid');
+  const correlate = (x: tf.Tensor4D, f: tf.Tensor4D, pad: 'valid' | tf.backend_util.ExplicitPadding = 'valid') =>
+    depthwise ? tf.depthwiseConv2d(x, f, 1, pad) : tf.conv2d(x, f, 1, pad);
   const rowsPerPhase = Math.ceil(h / sh);
   const colsPerPhase = Math.ceil(w / sw);
   const rows: tf.Tensor4D[][] = [];
@@ -98,9 +98,13 @@ function inputGradient(dy: tf.Tensor4D, flippedFilter: Filter, inputShape: numbe
         phase = tf.zeros([n, uCount, vCount, c]);
       } else {
         const taps = everyNthTap(flippedFilter, th.first, tw.first, sh, sw);
-        const padded = padSpatial(dy, -th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
-                                  -tw.offset, vCount + tw.offset + tw.count - 1 - dy.shape[2]);
-        phase = correlate(padded, taps);
+        const pads = [-th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
+                      -tw.offset, vCount + tw.offset + tw.count - 1 - dy.shape[2]] as const;
+        // Padding only (no crop) goes to the convolution itself, which pads as it reads (XNNPACK's,
+        // for depthwise and few channels) or in one pass of its own: a separate PadV2 is a pass more.
+        phase = pads.every(v => v >= 0)
+          ? correlate(dy, taps, [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]])
+          : correlate(padSpatial(dy, ...pads), taps);
       }
       if (sh === 1 && sw === 1) return phase;
       rows[rh].push(padSpatial(phase, 0, rowsPerPhase - uCount, 0, colsPerPhase - vCount));
