@@ -930,43 +930,48 @@ void spectral_tap_gradient(const float* x, const float* d, const float* cosb, co
   float* k2 = k1 + (long)block * cols;
   float* k3 = k2 + (long)block * cols;
   float* pack = k3 + (long)block * cols;
-  for (int item = first; item < last; item++) {
-    int i0 = item * block, i1 = i0 + block < rows ? i0 + block : rows;
-    int span = i1 - i0;
-    for (int t = 0; t < ntaps; t++) {
-      for (int i = i0; i < i1; i++) {
-        for (int k = 0; k < cols; k++) out[((long)t * rows + i) * cols + k] = 0;
+  int lo = first * block, hi = last * block < rows ? last * block : rows;
+  for (int t = 0; t < ntaps; t++) {
+    for (int i = lo; i < hi; i++) {
+      for (int k = 0; k < cols; k++) out[((long)t * rows + i) * cols + k] = 0;
+    }
+  }
+  for (int f = 0; f < freqs; f++) {
+    const float* xr = x + (long)f * n * rows;
+    const float* xi = x + ((long)freqs + f) * n * rows;
+    const float* dr = d + (long)f * n * cols;
+    const float* di = d + ((long)freqs + f) * n * cols;
+    const float* vf = v + (long)f * cols;
+    for (int p = 0; p < n; p++) {
+      for (int i = lo; i < hi; i++) diff[(long)p * rows + i] = xr[(long)p * rows + i] - xi[(long)p * rows + i];
+      for (int k = 0; k < cols; k++) {
+        long e = (long)p * cols + k;
+        float re = dr[e] * vf[k], im = di[e] * vf[k];
+        dre[e] = re;
+        q[e] = im - re;
+        r[e] = re + im;
       }
     }
-    for (int f = 0; f < freqs; f++) {
-      const float* xr = x + (long)f * n * rows;
-      const float* xi = x + ((long)freqs + f) * n * rows;
-      const float* dr = d + (long)f * n * cols;
-      const float* di = d + ((long)freqs + f) * n * cols;
-      const float* vf = v + (long)f * cols;
-      for (int p = 0; p < n; p++) {
-        for (int i = i0; i < i1; i++) diff[(long)p * rows + i] = xr[(long)p * rows + i] - xi[(long)p * rows + i];
-        for (int k = 0; k < cols; k++) {
-          long e = (long)p * cols + k;
-          float re = dr[e] * vf[k], im = di[e] * vf[k];
-          dre[e] = re;
-          q[e] = im - re;
-          r[e] = re + im;
-        }
-      }
+    const float* cf = cosb + (long)f * ntaps;
+    const float* sf = sinb + (long)f * ntaps;
+    for (int i0 = lo; i0 < hi; i0 += block) {
+      int span = i0 + block < hi ? block : hi - i0;
       // conj(A) B for A = X_f^T = a + ib, B = D_f diag(v_f) = c + id: (a - ib)(c + id) =
       // (ac + bd) + i(ad - bc) = (k1 + k3) + i(k1 + k2), k1 = (a - b) c, k2 = a (d - c), k3 = b (c + d).
       gemm(diff + i0, dre, k1, span, n, cols, 1, rows, cols, cols, pack);
       gemm(xr + i0, q, k2, span, n, cols, 1, rows, cols, cols, pack);
       gemm(xi + i0, r, k3, span, n, cols, 1, rows, cols, cols, pack);
-      const float* cf = cosb + (long)f * ntaps;
-      const float* sf = sinb + (long)f * ntaps;
-      for (int i = 0; i < span; i++) {
-        for (int k = 0; k < cols; k++) {
-          long e = (long)i * cols + k;
-          float re = k1[e] + k3[e], im = k1[e] + k2[e];
-          for (int t = 0; t < ntaps; t++) out[((long)t * rows + i0 + i) * cols + k] += cf[t] * re + sf[t] * im;
-        }
+      long count = (long)span * cols;
+      for (long e = 0; e < count; e++) {
+        float re = k1[e] + k3[e], im = k1[e] + k2[e];
+        k1[e] = re;
+        k2[e] = im;
+      }
+      // Tap by tap, so each pass runs along contiguous rows of the output.
+      for (int t = 0; t < ntaps; t++) {
+        float* o = out + ((long)t * rows + i0) * cols;
+        float ct = cf[t], st = sf[t];
+        for (long e = 0; e < count; e++) o[e] += ct * k1[e] + st * k2[e];
       }
     }
   }
