@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {IMAGE_TO_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
 import {SimdKernels, simdKernels} from './simd.js';
-import type {WasmBackend} from './wasm_kernels.js';
+import {heapOffset, type WasmBackend} from './wasm_kernels.js';
 
 type Info = tf.TensorInfo;
 type Inputs = tf.NamedTensorInfoMap;
@@ -31,10 +31,6 @@ function tensor(info: Info): tf.Tensor {
 /** Floats of scratch per share: the image's intermediate, then the products' packing scratch (k: their longest). */
 function scratchFloats(simd: SimdKernels, intermediate: number, k: number): number {
   return intermediate + simd.exports.gemm_pack_floats(0x7fffffff, k);
-}
-
-function heapOffset(wasm: WasmBackend, t: Info): number {
-  return wasm.dataIdMap.get(t.dataId).memoryOffset;
 }
 
 function imageToSpectrum({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {

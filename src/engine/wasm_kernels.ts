@@ -463,7 +463,7 @@ interface BatchEntries {
 }
 
 /** Where a tensor's data starts in the wasm heap, in bytes. */
-function heapOffset(wasm: WasmBackend, t: Info): number {
+export function heapOffset(wasm: WasmBackend, t: Info): number {
   return wasm.dataIdMap.get(t.dataId).memoryOffset;
 }
 
