@@ -33,6 +33,20 @@ function scratchFloats(simd: SimdKernels, intermediate: number, k: number): numb
   return intermediate + simd.exports.gemm_pack_floats(0x7fffffff, k);
 }
 
+/**
+ * One of the module's transforms on `operands` (the data, then its two
+ * matrices), image by image, shared with the helpers; `k`: the longest inner
+ * dimension of its products, for their packing scratch.
+ */
+function transform(simd: SimdKernels, backend: tf.KernelBackend, fn: 'image_to_spectrum' | 'spectrum_to_image',
+                   operands: Info[], outShape: number[], [n, h, w, c, mh, rows]: number[], k: number): Info {
+  const wasm = backend as unknown as WasmBackend;
+  const out = wasm.makeOutput(outShape, 'float32');
+  simd.parallel(fn, [...operands.map(t => heapOffset(wasm, t)), heapOffset(wasm, out), n, h, w, c, mh, rows],
+                n, n * 2 * mh * w * c, 4 * scratchFloats(simd, 2 * mh * w * c, k));
+  return out;
+}
+
 function imageToSpectrum({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
   const {x, byH, byW} = inputs as {x: Info; byH: Info; byW: Info};
   float32([x, byH, byW], IMAGE_TO_SPECTRUM);
@@ -49,13 +63,8 @@ function imageToSpectrum({inputs, backend}: {inputs: Inputs; backend: tf.KernelB
       return tf.transpose(tf.reshape(alongW, [n, mh, rows, c]), [2, 1, 0, 3]);
     });
   }
-  const wasm = backend as unknown as WasmBackend;
-  const out = wasm.makeOutput([rows, mh, n, c], 'float32');
-  simd.parallel('image_to_spectrum',
-                [heapOffset(wasm, x), heapOffset(wasm, byH), heapOffset(wasm, byW), heapOffset(wasm, out), n, h, w, c,
-                 mh, rows],
-                n, n * 2 * mh * w * c, 4 * scratchFloats(simd, 2 * mh * w * c, Math.max(h, 2 * w)));
-  return out;
+  return transform(simd, backend, 'image_to_spectrum', [x, byH, byW], [rows, mh, n, c], [n, h, w, c, mh, rows],
+                   Math.max(h, 2 * w));
 }
 
 function spectrumToImage({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
@@ -74,13 +83,8 @@ function spectrumToImage({inputs, backend}: {inputs: Inputs; backend: tf.KernelB
       return tf.reshape(tf.matMul(tensor(byH), alongW), [n, h, w, c]);
     });
   }
-  const wasm = backend as unknown as WasmBackend;
-  const out = wasm.makeOutput([n, h, w, c], 'float32');
-  simd.parallel('spectrum_to_image',
-                [heapOffset(wasm, z), heapOffset(wasm, byW), heapOffset(wasm, byH), heapOffset(wasm, out), n, h, w, c,
-                 mh, rows],
-                n, n * 2 * mh * w * c, 4 * scratchFloats(simd, 2 * mh * w * c, Math.max(rows, 2 * mh)));
-  return out;
+  return transform(simd, backend, 'spectrum_to_image', [z, byW, byH], [n, h, w, c], [n, h, w, c, mh, rows],
+                   Math.max(rows, 2 * mh));
 }
 
 /** The complex parts of a stacked [2, ...] tensor. */
