@@ -11,6 +11,11 @@
  * operation the wasm backend runs fast; the inverse transforms are evaluated
  * only at the rows and columns the crop and stride keep.
  *
+ * Where the backend has kernels of its own for the transforms and the
+ * per-frequency product (the engine registers them on wasm, found through
+ * tfjs's kernel registry: common/kernel_names.ts), they run the same maths in
+ * place of the tf ops below.
+ *
  * The gradient is written by hand (every step is linear, so the backward pass
  * is the same transforms transposed, in reverse). Autodiff would keep every
  * intermediate of every layer until the backward pass, including the
@@ -83,7 +88,7 @@ class Plan {
    * kernels of their own (the engine's, on wasm: common/kernel_names.ts),
    * which take and give spectra as [N, C] per frequency.
    */
-  readonly transformKernels: boolean;
+  readonly fourierKernels: boolean;
   /**
    * Spectra as [C, N] per frequency (else [N, C]). Chosen when the products
    * run on XNNPACK, which is fastest with the larger dimension as its rows:
@@ -108,9 +113,9 @@ class Plan {
     this.freqs = this.fw * this.mh;
     this.taps = kh * kw;
     const backend = tf.getBackend();
-    this.transformKernels = [IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT]
+    this.fourierKernels = [IMAGE_TO_SPECTRUM, SPECTRUM_TO_IMAGE, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT]
       .every(name => tf.getKernel(name, backend) !== undefined);
-    this.channelsFirst = !this.transformKernels && Math.max(this.cin, this.cout) > this.n;
+    this.channelsFirst = !this.fourierKernels && Math.max(this.cin, this.cout) > this.n;
     [this.toColumns, this.fromColumns] = this.channelsFirst ? [[2, 1, 3, 0], [3, 1, 0, 2]] : [[2, 1, 0, 3], [2, 1, 0, 3]];
     this.alongH = forwardRealStacked(this.mh, this.h, this.mh);
     this.alongW = forwardComplexBlock(this.mw, this.w, this.fw);
@@ -162,7 +167,7 @@ function partsInner(m: RealMatrix, axis: 'rows' | 'cols'): RealMatrix {
  * over Mh), then `byW` [2 Fw, 2 W'] (columns (part, w)) times all of it.
  */
 function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: RealMatrix, byW: RealMatrix): tf.Tensor {
-  if (p.transformKernels) {
+  if (p.fourierKernels) {
     return tf.engine().runKernel(IMAGE_TO_SPECTRUM, {x, byH: matrix(partsInner(byH, 'rows')), byW: matrix(byW)}) as
       tf.Tensor;
   }
@@ -181,7 +186,7 @@ function imageToSpectrum(x: tf.Tensor4D, p: Plan, byH: RealMatrix, byW: RealMatr
  */
 function spectrumToImage(z: tf.Tensor, c: number, p: Plan, byW: RealMatrix, byH: RealMatrix,
                          [h, w]: [number, number]): tf.Tensor4D {
-  if (p.transformKernels) {
+  if (p.fourierKernels) {
     const z4 = tf.reshape(z, [2 * p.fw, p.mh, p.n, c]);
     return tf.engine().runKernel(SPECTRUM_TO_IMAGE, {z: z4, byW: matrix(byW), byH: matrix(partsInner(byH, 'cols'))}) as
       tf.Tensor4D;
@@ -297,7 +302,7 @@ function linearOp(forward: (t: tf.Tensor) => tf.Tensor, adjoint: (dy: tf.Tensor)
 
 /**
  * The per-frequency product Z = X K diag(V) and its gradient as the backend's
- * kernels (Plan.transformKernels), on spectra [2, F, N, C]: the kernel
+ * kernels (Plan.fourierKernels), on spectra [2, F, N, C]: the kernel
  * spectrum is made from the taps one frequency at a time inside them.
  */
 function kernelProduct(p: Plan) {
@@ -336,7 +341,7 @@ export function fourierConvNorm(x: tf.Tensor4D, kernel: tf.Tensor4D, spectrum: t
                                 dy => tf.reshape(outputAdjoint(dy as tf.Tensor4D, p), [2, p.freqs, ...lead(p.cout, p)]));
   // The product keeps only its inputs (the input spectrum, the taps, V); K is recomputed for the gradient.
   // V is an input only so that it is saved: tfjs disposes anything else the forward pass made.
-  const product = p.transformKernels ? kernelProduct(p) : tf.customGrad((...args) => {
+  const product = p.fourierKernels ? kernelProduct(p) : tf.customGrad((...args) => {
     const [xSpec, taps, v] = args as [tf.Tensor, tf.Tensor2D, tf.Tensor];
     (args[3] as tf.GradSaveFunc)([xSpec, taps, v]);
     const x = split(xSpec, [p.freqs, ...lead(p.cin, p)]);

@@ -4,10 +4,12 @@
 //
 // The memory-bound kernels (BatchNorm, sums, the depthwise filter gradient)
 // replace JS loops that ran at 6-10 ns per element and pass. Each does the
-// arithmetic of its JS twin in the same order and in float64 where JS numbers
-// are, so the two give identical results; f64x2 lanes keep up with the memory.
-// The transposes replace tfjs's scalar loops, and the batched product replaces
-// one XNNPACK call per entry, which re-packs its right operand every time.
+// arithmetic of its JS twin in the same order and rounding (float64 where JS
+// numbers are, float32 where the twin rounds with Math.fround), so the two give
+// identical results. The transposes and MaxPoolGrad replace tfjs's scalar
+// loops, the batched product one XNNPACK call per entry, which re-packs its
+// right operand every time, and the Fourier ConvNorm's kernels its tf-op form,
+// whose every step was a pass over the batch.
 //
 // The module owns no memory: no static data and no stack (the build checks
 // both), since every byte of the imported memory belongs to tfjs's allocator.
