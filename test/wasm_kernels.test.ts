@@ -47,8 +47,9 @@ describe('wasm training kernels match cpu', () => {
         for (const stride of [1, 2, 3]) {
           for (const pad of ['same', 'valid'] as const) {
             // conv2d: 9 -> 19 channels runs the SIMD filter gradient's blocks of 4 x 8 channels and
-            // its leftover input channel and output columns; 3 -> 4 only leftovers.
-            for (const [multiplier, channels] of depthwise ? [[1, 3], [2, 3]] : [[1, 3], [1, 9]]) {
+            // its leftover input channel and output columns; 3 -> 4 only leftovers. depthwise: 13
+            // channels run the SIMD convolution's blocks of 4 and a leftover channel.
+            for (const [multiplier, channels] of depthwise ? [[1, 3], [2, 3], [1, 13]] : [[1, 3], [1, 9]]) {
               const [n, h, w, ci] = [2, 9, 7, channels];
               const co = depthwise ? ci * multiplier : ci === 3 ? 4 : 19;
               const s = seed++;
