@@ -313,8 +313,8 @@ async function main(opts: Options & {runNetwork?: string}) {
       `, SIMD module ${module.fusedMultiplyAdd ? 'with' : 'without'} fused multiply-adds`);
   console.error(`backend ${engine}; batches ${opts.batches}`);
   const peak = backend === 'wasm' ? simdPeak() : undefined;
-  // Each network's convolution arithmetic per image and training step, counted on its Conv+BN build.
-  const convolutionFlops = Object.fromEntries(NETWORKS.map(network => {
+  // Each benched network's convolution arithmetic per image and training step, counted on its Conv+BN build.
+  const convolutionFlops = Object.fromEntries(opts.networks.map(network => {
     const counted = buildNetwork(network, 'bn');
     const flops = convolutionFlopsPerImage(counted);
     counted.dispose();

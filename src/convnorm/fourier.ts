@@ -316,13 +316,13 @@ function kernelProduct(p: Plan) {
                                    {conjugate: false, scaleInput: false}) as tf.Tensor,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.tidy(() => {
         const [savedSpec, savedTaps, v] = saved as [tf.Tensor, tf.Tensor2D, tf.Tensor];
+        const common = {...basis(), v: perFrequency(v)};
         // dX = dZ diag(V) K^H: the product with the taps transposed ([T, C_out C_in]) and conjugated.
         const tapsT = tf.reshape(tf.transpose(tf.reshape(savedTaps, [p.taps, p.cin, p.cout]), [0, 2, 1]),
                                  [p.taps, p.cout * p.cin]);
-        const dSpec = tf.engine().runKernel(SPECTRAL_PRODUCT, {x: dy, taps: tapsT, ...basis(), v: perFrequency(v)},
+        const dSpec = tf.engine().runKernel(SPECTRAL_PRODUCT, {x: dy, taps: tapsT, ...common},
                                             {conjugate: true, scaleInput: true}) as tf.Tensor;
-        const dTaps = tf.engine().runKernel(SPECTRAL_TAP_GRADIENT,
-                                            {x: savedSpec, dy, ...basis(), v: perFrequency(v)}) as tf.Tensor;
+        const dTaps = tf.engine().runKernel(SPECTRAL_TAP_GRADIENT, {x: savedSpec, dy, ...common}) as tf.Tensor;
         return [dSpec, dTaps, tf.zerosLike(v)];
       }),
     };

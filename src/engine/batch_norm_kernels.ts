@@ -44,7 +44,7 @@ function withViews(backend: tf.KernelBackend, inputs: Info[], outputShapes: numb
   return outputShapes.map((shape, k) => cpu.makeTensorInfo(shape, 'float32', values[k]));
 }
 
-function checkFloat32(inputs: Info[], kernel: string): void {
+export function checkFloat32(inputs: Info[], kernel: string): void {
   for (const i of inputs) {
     if (i.dtype !== 'float32') throw new Error(`${kernel} takes float32 tensors, got ${i.dtype}`);
   }

@@ -12,21 +12,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 
 import {IMAGE_TO_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
+import {checkFloat32} from './batch_norm_kernels.js';
 import {SimdKernels, simdKernels} from './simd.js';
-import {heapOffset, type WasmBackend} from './wasm_kernels.js';
+import {heapOffset, tensorOf as tensor, type WasmBackend} from './wasm_kernels.js';
 
 type Info = tf.TensorInfo;
 type Inputs = tf.NamedTensorInfoMap;
-
-function float32(inputs: Info[], kernel: string): void {
-  for (const i of inputs) {
-    if (i.dtype !== 'float32') throw new Error(`${kernel} takes float32 tensors, got ${i.dtype}`);
-  }
-}
-
-function tensor(info: Info): tf.Tensor {
-  return info instanceof tf.Tensor ? info : tf.engine().makeTensorFromTensorInfo(info);
-}
 
 /** Floats of scratch per share: the image's intermediate, then the products' packing scratch (k: their longest). */
 function scratchFloats(simd: SimdKernels, intermediate: number, k: number): number {
@@ -49,7 +40,7 @@ function transform(simd: SimdKernels, backend: tf.KernelBackend, fn: 'image_to_s
 
 function imageToSpectrum({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
   const {x, byH, byW} = inputs as {x: Info; byH: Info; byW: Info};
-  float32([x, byH, byW], IMAGE_TO_SPECTRUM);
+  checkFloat32([x, byH, byW], IMAGE_TO_SPECTRUM);
   const [n, h, w, c] = x.shape;
   const [mh, rows] = [byH.shape[0] / 2, byW.shape[0]];
   if (byH.shape[1] !== h || byW.shape[1] !== 2 * w) {
@@ -69,7 +60,7 @@ function imageToSpectrum({inputs, backend}: {inputs: Inputs; backend: tf.KernelB
 
 function spectrumToImage({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
   const {z, byW, byH} = inputs as {z: Info; byW: Info; byH: Info};
-  float32([z, byW, byH], SPECTRUM_TO_IMAGE);
+  checkFloat32([z, byW, byH], SPECTRUM_TO_IMAGE);
   const [rows, mh, n, c] = z.shape;
   const [h, w] = [byH.shape[0], byW.shape[0] / 2];
   if (byH.shape[1] !== 2 * mh || byW.shape[1] !== rows) {
@@ -97,7 +88,7 @@ function spectralProduct({inputs, attrs, backend}: {inputs: Inputs; attrs?: tf.N
                                                     backend: tf.KernelBackend}): Info {
   const {x, taps, cos, sin, v} = inputs as {x: Info; taps: Info; cos: Info; sin: Info; v: Info};
   const {conjugate, scaleInput} = attrs as unknown as {conjugate: boolean; scaleInput: boolean};
-  float32([x, taps, cos, sin, v], SPECTRAL_PRODUCT);
+  checkFloat32([x, taps, cos, sin, v], SPECTRAL_PRODUCT);
   const [, freqs, n, rows] = x.shape;
   const [ntaps, size] = taps.shape;
   const cols = size / rows;
@@ -133,7 +124,7 @@ function spectralProduct({inputs, attrs, backend}: {inputs: Inputs; attrs?: tf.N
 
 function spectralTapGradient({inputs, backend}: {inputs: Inputs; backend: tf.KernelBackend}): Info {
   const {x, dy, cos, sin, v} = inputs as {x: Info; dy: Info; cos: Info; sin: Info; v: Info};
-  float32([x, dy, cos, sin, v], SPECTRAL_TAP_GRADIENT);
+  checkFloat32([x, dy, cos, sin, v], SPECTRAL_TAP_GRADIENT);
   const [, freqs, n, rows] = x.shape;
   const cols = dy.shape[3];
   const ntaps = cos.shape[1];

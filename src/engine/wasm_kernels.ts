@@ -38,10 +38,14 @@ function convGradAttrs(attrs: tf.NamedAttrMap | undefined): ConvGradAttrs {
 }
 
 /** Kernel inputs are usually the op's Tensors already; bare TensorInfos are wrapped (and freed by the tidy). */
+export function tensorOf(info: Info): tf.Tensor {
+  return info instanceof tf.Tensor ? info : tf.engine().makeTensorFromTensorInfo(info);
+}
+
 function input4d(inputs: tf.NamedTensorInfoMap, name: string): tf.Tensor4D {
   const info = inputs[name];
   if (info === undefined) throw new Error(`kernel input '${name}' is missing`);
-  return (info instanceof tf.Tensor ? info : tf.engine().makeTensorFromTensorInfo(info)) as tf.Tensor4D;
+  return tensorOf(info) as tf.Tensor4D;
 }
 
 /** Pads (or, for negative amounts, crops) the two spatial axes of an NHWC tensor. */
@@ -258,8 +262,7 @@ function validOutputs(t: number, pad: number, stride: number, size: number, outS
 /**
  * dW[a, b, c, m] = sum over (n, p, q) of x[n, p*sh + a - top, q*sw + b - left, c] dy[n, p, q, c*M + m],
  * as JS loops over the wasm heap: per image (which then stays in cache), per
- * tap, four output channels at a time, each output row's terms summed in
- * float32 (Math.fround: the SIMD twin's order and rounding), the rows in
+ * tap and output channel, each output row's terms summed in float32 (Math.fround: the SIMD twin's order and rounding), the rows in
  * float64, the images' sums added in order.
  */
 function depthwiseFilterSums(x: Float32Array, dy: Float32Array, [n, h, w, c]: number[], m: number,

@@ -74,11 +74,12 @@ export class SimdHelpers implements WorkSharing {
         here: (first: number, last: number) => void): void {
     const parts = this.count + 1;
     const bounds = Array.from({length: parts + 1}, (_, p) => Math.round((items * p) / parts));
+    const jobs = Array.from({length: this.count}, (_, h) => [...argsOf(h + 1), bounds[h + 1], bounds[h + 2]]);
+    if (jobs.some(full => full.length > SLOTS - ARGUMENTS)) throw new Error(`${fn}: too many arguments for a helper`);
     const sequence = ++this.sequence;
     for (let h = 0; h < this.count; h++) {
       const base = h * SLOTS;
-      const full = [...argsOf(h + 1), bounds[h + 1], bounds[h + 2]];
-      if (full.length > SLOTS - ARGUMENTS) throw new Error(`${fn}: too many arguments for a helper`);
+      const full = jobs[h];
       this.slots[base + FUNCTION] = HELPER_FUNCTIONS.indexOf(fn);
       this.slots[base + ARITY] = full.length;
       this.slots.set(full, base + ARGUMENTS);
