@@ -32,7 +32,7 @@ describe('the built command (dist/, as npx runs it)', () => {
     // tsx resolves imports plain Node does not (extension-less ESM deep imports): run what users run.
     const result = spawnSync(process.execPath, ['dist/cli/main.js', '--help'], {encoding: 'utf8'});
     assert.equal(result.status, 0, result.stderr);
-    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum', 'gan', 'gan-eval', 'serve-demo']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
+    for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum', 'gan', 'gan-eval', 'sweep', 'worker', 'serve-demo']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
   });
 });
 
@@ -130,6 +130,8 @@ describe('convnorm train / eval', () => {
     const test = JSON.parse(readFileSync(join(runDir, 'test.json'), 'utf8'));
     assert.equal(test.count, 2000);
     assert.ok(test.top1 >= 0 && test.top1 <= 1 && test.top5 >= test.top1);
+    // The test set is also scored after every epoch (for the test top-1 at the best validation epoch): the last is test.json's.
+    assert.equal(line.testSetTop1, test.top1);
     assert.ok(stdout.includes(`validation top-1 ${(100 * line.testTop1).toFixed(2)} %`), stdout);
     assert.ok(stdout.includes(`test top-1 ${(100 * test.top1).toFixed(2)} %`), stdout);
   });

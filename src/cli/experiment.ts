@@ -252,7 +252,7 @@ export async function runExperiment(partial: Partial<ExperimentConfig>,
   try {
     const result = await train({
       model, modelSpec: spec as unknown as Record<string, unknown>,
-      train: data.train, test: data.monitor, batchSize: config.batchSize, epochs,
+      train: data.train, test: data.monitor, testSet: config.validation > 0 ? data.test : undefined, batchSize: config.batchSize, epochs,
       noisyLabels: {indices: data.noise.changedIndices, clean: data.noise.changedTrueLabels},
       schedule: parseSchedule(config.schedule, {epochs, lr: config.lr}),
       adversarial: adversarialTraining(config),

@@ -29,6 +29,7 @@ import {IsometryRow, formatIsometry, RESNET18_LAYERS, runIsometryLayer} from './
 import {openRun} from './run_model.js';
 import {serveDemo} from './serve_demo.js';
 import {spectrumCommand, SpectrumCommandOptions} from './spectrum.js';
+import {sweepCommand, SweepCommandOptions, workerCommand, WorkerCommandOptions} from './sweep.js';
 
 function integer(flag: string) {
   return (value: string) => {
@@ -316,6 +317,44 @@ program.command('train')
   .addOption(backendOption())
   .addOption(threadsOption())
   .action(trainCommand);
+
+program.command('sweep')
+  .description('trains the runs of a grid of convnorm train settings (its cartesian product), each a resumable run ' +
+               'directory in the sweep directory: here, --jobs at a time, or on a BullMQ queue (--queue) that ' +
+               'convnorm worker processes on any machines take; --status, --summary (mean ± std over seeds)')
+  .argument('<grid.json>', 'a grid file: {"base": {...convnorm train --config settings}, "grid": {"norm": ["bn", ' +
+            '"convnorm"], "noise": [0, 0.4], "seed": [0, 1, 2]}}; a relative dataRoot is relative to the file')
+  .addOption(new Option('--sweep-dir <dir>', 'where the runs go (default: beside the grid file, named after it)'))
+  .addOption(new Option('--data-root <dir>', 'replaces the grid\'s dataRoot (e.g. the full CIFAR-10 for the subset)'))
+  .addOption(new Option('--jobs <n>', 'runs at a time on this machine').default(1).argParser(integer('--jobs')))
+  .addOption(new Option('--queue <url>', 'redis://host:port[/name]: put the unfinished runs on this BullMQ queue and ' +
+                        'return (run directories must be on a path every worker sees)'))
+  .addOption(new Option('--wait', 'with --queue: wait until every run has finished or failed').default(false))
+  .addOption(new Option('--status', 'list the runs: done, running, pending, failed').default(false))
+  .addOption(new Option('--summary', 'per cell (settings without the seed): runs and mean ± std of the clean test ' +
+                        'top-1 (and at the best validation epoch, with a validation split)').default(false))
+  .addOption(new Option('--json <file>', 'with --summary: also write it to this file'))
+  .addOption(new Option('--print-slurm', 'print a SLURM job-array script, one task per run').default(false))
+  .addOption(new Option('--run-index <i>', 'train only the i-th run (0-based, the order of --status)')
+    .argParser(integer('--run-index')))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (gridFile: string, options: SweepCommandOptions) => {
+    await sweepCommand(gridFile, options);
+  });
+
+program.command('worker')
+  .description('takes runs from a sweep\'s BullMQ queue and trains them until stopped; a run of a worker that dies ' +
+               'goes to another worker, which resumes it from its checkpoint')
+  .requiredOption('--queue <url>', 'redis://host:port[/name], as given to convnorm sweep --queue')
+  .addOption(new Option('--concurrency <n>', 'runs at a time on this worker').default(1).argParser(integer('--concurrency')))
+  .addOption(new Option('--lock-duration <ms>', 'how long a run of a dead worker waits before another worker takes ' +
+                        'it (BullMQ\'s job lock)').default(30000).argParser(integer('--lock-duration')))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (options: WorkerCommandOptions) => {
+    await workerCommand(options);
+  });
 
 program.command('eval')
   .description('evaluate a run\'s last checkpoint: top-1 / top-5 accuracy and loss, or top-1 under common corruptions')

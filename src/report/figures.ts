@@ -71,9 +71,13 @@ function plot(options: Plot.PlotOptions): string {
   return (Plot.plot({...options, document: plotDocument}) as unknown as Element).outerHTML;
 }
 
-const f4 = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-');
+export const f4 = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x.toFixed(4) : '-');
 
-function lines(data: Record<string, unknown>[], x: string, y: string, label: string): string {
+/**
+ * y against x, a line per series; where a cell holds several series (seeds),
+ * the cell's mean, ± one sample std, and every run's point instead.
+ */
+export function lines(data: Record<string, unknown>[], x: string, y: string, label: string): string {
   const seeded = new Map<string, Set<unknown>>();
   for (const d of data) seeded.set(String(d.cell), (seeded.get(String(d.cell)) ?? new Set()).add(d.series));
   if (![...seeded.values()].some(s => s.size > 1)) {

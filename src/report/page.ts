@@ -9,6 +9,8 @@ import {
   attackFigure, corruptionFigure, Figure, ganFigures, memorizationFigure, spectrumFigure, trainingFigure,
 } from './figures.js';
 import {ReportRun, readRun} from './read_run.js';
+import {isSweepDir, openSweepDir} from '../sweep/sweep_dir.js';
+import {sweepFigure} from './sweep_figure.js';
 
 export interface Report {
   html: string;
@@ -51,19 +53,20 @@ function quote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, '\'\\\'\'')}'`;
 }
 
-/** Reads the run directories and builds the report. */
+/** Reads the run directories (and sweep directories: a figure of each sweep's results) and builds the report. */
 export async function buildReport(dirs: string[], options: {output?: string} = {}): Promise<Report> {
   if (dirs.length === 0) throw new Error('a report needs at least one run directory');
-  const runs = await Promise.all(dirs.map(readRun));
+  const sweepDirs = dirs.filter(isSweepDir);
+  const runs = await Promise.all(dirs.filter(d => !isSweepDir(d)).map(readRun));
   const command = ['convnorm', 'report', ...dirs, ...(options.output === undefined ? [] : ['-o', options.output])]
     .map(quote).join(' ');
-  const figures = [trainingFigure(runs), memorizationFigure(runs), attackFigure(runs), corruptionFigure(runs), spectrumFigure(runs), ...ganFigures(runs)]
+  const figures = [...sweepDirs.map(d => sweepFigure(openSweepDir(d), d)), trainingFigure(runs), memorizationFigure(runs), attackFigure(runs), corruptionFigure(runs), spectrumFigure(runs), ...ganFigures(runs)]
     .filter((f): f is Figure => f !== undefined);
   const problems = runs.flatMap(r => r.problems.map(p => `${r.dir}: ${p}`));
   const notes = problems.length === 0 ? ''
     : `<div class="note"><p>Some files could not be read; the figures show the rest.</p><ul>${
       problems.map(p => `<li>${escapeHtml(p)}</li>`).join('')}</ul></div>`;
-  const list = runs.map(r => `<li><code>${escapeHtml(r.dir)}</code>: ${escapeHtml(r.kind === 'unknown' ? 'not a run' :
+  const list = sweepDirs.map(d => `<li><code>${escapeHtml(d)}</code>: sweep</li>`).join('') + runs.map(r => `<li><code>${escapeHtml(r.dir)}</code>: ${escapeHtml(r.kind === 'unknown' ? 'not a run' :
     `${r.kind === 'gan' ? 'GAN' : 'training'} run, ${r.kind === 'gan' ? `${r.steps.at(-1)?.step ?? 0} steps` :
       `${r.epochs.length} epochs`}`)}</li>`).join('');
   const body = figures.length === 0 ? '<p class="note">Nothing to plot: no readable metrics in these runs.</p>'

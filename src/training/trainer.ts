@@ -52,6 +52,10 @@ export interface EpochRecord {
   testTop1?: number;
   testTop5?: number;
   testImages?: number;
+  /** The same metrics of `testSet`, when given. */
+  testSetLoss?: number;
+  testSetTop1?: number;
+  testSetTop5?: number;
   /**
    * With label noise: the fraction of the training images whose label the
    * noise changed that the model (inference mode, after the epoch) assigns
@@ -100,6 +104,12 @@ export interface TrainOptions {
   train: ImageDataset;
   /** Evaluated after every epoch, when given. */
   test?: ImageDataset;
+  /**
+   * Also evaluated after every epoch: the test set, when `test` is a
+   * validation split, so that the test top-1 at the best validation epoch can
+   * be read from the metrics (the epoch chosen by validation, never by test).
+   */
+  testSet?: ImageDataset;
   /**
    * The training images whose label noise changed (indices into `train`) and
    * their true labels: after every epoch the record says how many of them the
@@ -335,6 +345,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     }
   }
   if (testSet) checkDataset(model, testSet, 'test');
+  if (o.testSet) checkDataset(model, o.testSet, 'testSet');
   const count = datasetSize(trainSet);
   let noisy: {images: ImageDataset; labelSets: Int32Array[]} | undefined;
   if (o.noisyLabels !== undefined && o.noisyLabels.indices.length > 0) {
@@ -439,6 +450,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const r = await evaluate(model, testSet, {batchSize: o.evalBatchSize ?? batchSize, normalization: o.normalization});
         test = {testLoss: r.loss, testTop1: r.top1, testTop5: r.top5, testImages: r.count};
         evalSeconds = (performance.now() - evalStarted) / 1000;
+      }
+      if (o.testSet) {
+        const evalStarted = performance.now();
+        const r = await evaluate(model, o.testSet, {batchSize: o.evalBatchSize ?? batchSize, normalization: o.normalization});
+        test = {...test, testSetLoss: r.loss, testSetTop1: r.top1, testSetTop5: r.top5};
+        evalSeconds += (performance.now() - evalStarted) / 1000;
       }
       if (noisy !== undefined) {
         const evalStarted = performance.now();

@@ -1,0 +1,186 @@
+/**
+ * A sweep directory: `sweep.json` (the grid it runs), one ordinary run
+ * directory per run (named by its varied settings), `status/<run>.json` (what
+ * the process running it last said: running, done with its results, failed
+ * with its error) and `logs/<run>.log`. Workers on other machines read the
+ * same directory, so everything a run needs is in it.
+ */
+import {existsSync, mkdirSync, readdirSync, readFileSync, statSync} from 'node:fs';
+import {hostname} from 'node:os';
+import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path';
+
+import {writeAtomic} from '../io/file_system.js';
+import {checkGrid, expandGrid, GridSpec, SweepRun} from './grid.js';
+
+export const SWEEP_FILE = 'sweep.json';
+const STATUS_DIR = 'status';
+const LOGS_DIR = 'logs';
+
+export interface Sweep {
+  /** Absolute path of the sweep directory. */
+  dir: string;
+  spec: GridSpec;
+  runs: SweepRun[];
+}
+
+export interface OpenSweepOptions {
+  /** Default: beside the grid file, named after it (`studies/x.json` -> `studies/x/`). */
+  sweepDir?: string;
+  /** Replaces the grid's `dataRoot` (relative to the working directory). */
+  dataRoot?: string;
+}
+
+function readJson(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads and checks a grid file and every run it makes; nothing is written. A
+ * relative `dataRoot` in the file is relative to the file's own folder, so a
+ * committed grid finds its data from any working directory.
+ */
+export function loadSweep(gridFile: string, options: OpenSweepOptions = {}): Sweep {
+  const spec = checkGrid(readJson(gridFile, 'the grid file'), gridFile);
+  const dataRoot = options.dataRoot !== undefined ? resolve(options.dataRoot)
+    : spec.base.dataRoot !== undefined && !isAbsolute(spec.base.dataRoot) ? resolve(dirname(gridFile), spec.base.dataRoot)
+    : spec.base.dataRoot;
+  const resolved: GridSpec = {base: dataRoot === undefined ? spec.base : {...spec.base, dataRoot}, grid: spec.grid};
+  const dir = resolve(options.sweepDir ?? join(dirname(gridFile), basename(gridFile, extname(gridFile))));
+  return {dir, spec: resolved, runs: expandGrid(resolved)};
+}
+
+/** The grid a sweep directory was made for, or undefined when it has none. */
+function storedGrid(dir: string): GridSpec | undefined {
+  const path = join(dir, SWEEP_FILE);
+  if (!existsSync(path)) return undefined;
+  return checkGrid(readJson(path, 'the sweep file'), path);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical)
+      : typeof v === 'object' && v !== null
+        ? Object.fromEntries(Object.keys(v).sort().map(k => [k, canonical((v as Record<string, unknown>)[k])]))
+        : v;
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+/**
+ * Throws unless `sweep.dir` is free for this grid: missing, empty, or made for
+ * a grid with the same base settings and the same axes (the axes' values may
+ * differ: more seeds, another noise rate). Writes nothing.
+ */
+export function checkSweepDir(sweep: Sweep): void {
+  const {dir} = sweep;
+  if (!existsSync(dir)) return;
+  if (!statSync(dir).isDirectory()) throw new Error(`the sweep directory ${dir} is a file`);
+  const stored = storedGrid(dir);
+  if (stored === undefined) {
+    if (readdirSync(dir).length > 0) {
+      throw new Error(`${dir} is not empty and holds no ${SWEEP_FILE}: not a sweep directory; name another with --sweep-dir`);
+    }
+    return;
+  }
+  if (!sameJson(stored.base, sweep.spec.base)) {
+    throw new Error(`the sweep directory ${dir} holds runs of another grid (its base settings differ: ` +
+                    `${JSON.stringify(stored.base)}); name another with --sweep-dir`);
+  }
+  const axes = Object.keys(sweep.spec.grid);
+  if (!sameJson(Object.keys(stored.grid), axes)) {
+    throw new Error(`the sweep directory ${dir} holds runs of another grid (its axes are ` +
+                    `${Object.keys(stored.grid).join(', ')}, not ${axes.join(', ')}); name another with --sweep-dir`);
+  }
+}
+
+/** Checks the directory (checkSweepDir), then creates it and records this grid in it. */
+export async function prepareSweepDir(sweep: Sweep): Promise<void> {
+  checkSweepDir(sweep);
+  for (const sub of ['', STATUS_DIR, LOGS_DIR]) mkdirSync(join(sweep.dir, sub), {recursive: true});
+  await writeAtomic(join(sweep.dir, SWEEP_FILE), JSON.stringify(sweep.spec, null, 2) + '\n');
+}
+
+export function isSweepDir(dir: string): boolean {
+  return existsSync(join(dir, SWEEP_FILE));
+}
+
+/** The sweep recorded in a sweep directory (what a worker runs). */
+export function openSweepDir(dir: string): Sweep {
+  const spec = storedGrid(dir);
+  if (spec === undefined) throw new Error(`${dir} holds no ${SWEEP_FILE}: not a sweep directory`);
+  return {dir: resolve(dir), spec, runs: expandGrid(spec)};
+}
+
+export function runDirOf(sweep: Sweep, run: SweepRun | string): string {
+  return join(sweep.dir, typeof run === 'string' ? run : run.name);
+}
+
+export function logPathOf(sweep: Sweep, name: string): string {
+  return join(sweep.dir, LOGS_DIR, `${name}.log`);
+}
+
+/** A run's results, as the process that finished it recorded them. */
+export interface RunResult {
+  /** Epochs trained. */
+  epochs: number;
+  /** Clean test top-1 after the last epoch. */
+  testTop1: number;
+  /** With a validation split: the epoch of the best validation top-1 (the first, on ties). */
+  bestValidationEpoch?: number;
+  /** With a validation split: the best validation top-1 and the test top-1 at that epoch. */
+  bestValidationTop1?: number;
+  testTop1AtBestValidation?: number;
+}
+
+export type RunStatus =
+  | {state: 'running'; host: string; pid: number; epoch: number; epochs: number}
+  | {state: 'done'; host: string; pid: number; result: RunResult}
+  | {state: 'failed'; host: string; pid: number; error: string};
+
+export type RunState = 'done' | 'running' | 'pending' | 'failed';
+
+function statusPath(sweep: Sweep, name: string): string {
+  return join(sweep.dir, STATUS_DIR, `${name}.json`);
+}
+
+export function readStatus(sweep: Sweep, name: string): RunStatus | undefined {
+  try {
+    return JSON.parse(readFileSync(statusPath(sweep, name), 'utf8')) as RunStatus;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeStatus(sweep: Sweep, name: string, status: RunStatus): Promise<void> {
+  await writeAtomic(statusPath(sweep, name), JSON.stringify(status) + '\n');
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Where a run stands by its status file. A run whose process on this host has
+ * gone (killed, machine restarted) is pending again: the next sweep resumes
+ * it from its checkpoint. Running on another host is taken at its word.
+ */
+export function runState(sweep: Sweep, name: string): {state: RunState; status?: RunStatus} {
+  const status = readStatus(sweep, name);
+  if (status === undefined) return {state: 'pending'};
+  if (status.state === 'running' && status.host === hostname() && !alive(status.pid)) return {state: 'pending', status};
+  return {state: status.state, status};
+}
