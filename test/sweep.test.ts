@@ -48,13 +48,25 @@ describe('sweep grids', () => {
                       runs[3].config.momentum], ['bn', 0.4, 1, 0.05, 0.9]);
   });
 
+  it('takes a list of grids as the union of their products, for settings that only go together', () => {
+    const runs = expandGrid(checkGrid({base: TINY, grid: [{norm: ['bn', 'convnorm'], seed: [0]},
+                                                          {norm: ['bn'], ocnnLambda: [0.1], seed: [0]}]}, 'g.json'));
+    assert.deepEqual(runs.map(r => r.name), ['norm=bn,seed=0', 'norm=convnorm,seed=0', 'norm=bn,ocnnLambda=0.1,seed=0']);
+    assert.deepEqual(runs.map(r => r.config.ocnnLambda), [0, 0, 0.1]);
+    assert.throws(() => expandGrid(checkGrid({base: TINY, grid: [{seed: [0, 1]}, {seed: [1]}]}, 'g.json')),
+                  /the run seed=1 comes out of two sub-grids/);
+    assert.throws(() => expandGrid(checkGrid({base: TINY, grid: [{norm: ['convnorm'], ocnnLambda: [0.1]}]}, 'g.json')),
+                  /run norm=convnorm,ocnnLambda=0\.1: the OCNN penalty regularizes plain convolutions/);
+    assert.throws(() => checkGrid({base: TINY, grid: [{seed: [0]}, {}]}, 'g.json'), /g\.json grid\[1\]: has no axes/);
+  });
+
   it('refuses bad grids, naming the problem, before anything starts', () => {
     const cases: Array<[unknown, RegExp]> = [
       [{base: {...TINY, learningRate: 0.1}, grid: {seed: [0]}}, /base: unknown setting 'learningRate'/],
       [{base: TINY, grid: {norm: ['bn', 'batchnorm']}}, /run norm=batchnorm: unknown norm 'batchnorm'/],
       [{base: TINY, grid: {noise: [0, 1.5]}}, /run noise=1\.5: noise must be a number in \[0, 1\], got 1\.5/],
       [{base: TINY, grid: {seed: []}}, /the axis 'seed' is empty/],
-      [{base: TINY, grid: {}}, /"grid" has no axes/],
+      [{base: TINY, grid: {}}, /grid: has no axes/],
       [{base: TINY, grid: {momentum: [0.9, 0.9]}}, /the axis 'momentum' holds 0\.9 twice/],
       [{base: TINY, grid: {noiseType: ['symmetric', 'class/flip']}}, /the value 'class\/flip' of the axis 'noiseType' cannot name a run directory/],
       [{base: {...TINY, runDir: 'x'}, grid: {seed: [0]}}, /'runDir' is set by the sweep for each run/],

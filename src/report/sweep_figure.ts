@@ -4,6 +4,7 @@
  * other axes (the norms), each point the mean over seeds with ± one sample
  * std and every seed's own point.
  */
+import {axisNames, subGrids} from '../sweep/grid.js';
 import {summarize} from '../sweep/results.js';
 import {Sweep} from '../sweep/sweep_dir.js';
 import {f4, Figure, lines} from './figures.js';
@@ -11,15 +12,16 @@ import {settingsLabel} from './group.js';
 
 /** The axis drawn along x: noise, then trainFraction, then any other numeric axis but the seed. */
 function xAxis(sweep: Sweep): string | undefined {
-  const numeric = Object.entries(sweep.spec.grid)
-    .filter(([k, values]) => k !== 'seed' && values.length > 1 && values.every(v => typeof v === 'number')).map(([k]) => k);
+  const values = (k: string) => subGrids(sweep.spec).flatMap(g => g[k] ?? []);
+  const numeric = axisNames(sweep.spec)
+    .filter(k => k !== 'seed' && new Set(values(k)).size > 1 && values(k).every(v => typeof v === 'number'));
   return ['noise', 'trainFraction'].find(k => numeric.includes(k)) ?? numeric[0];
 }
 
 export function sweepFigure(sweep: Sweep, shownDir: string): Figure {
   const summary = summarize(sweep);
   const x = xAxis(sweep);
-  const others = Object.keys(sweep.spec.grid).filter(k => k !== 'seed' && k !== x);
+  const others = axisNames(sweep.spec).filter(k => k !== 'seed' && k !== x);
   const validation = summary.cells.some(c => c.testTop1AtBestValidation !== undefined);
   const data: Record<string, unknown>[] = summary.cells.flatMap(c => c.seeds.map((seed, i) => ({
     series: `${settingsLabel(c.settings, others)} seed=${seed}`, cell: settingsLabel(c.settings, others) || 'all',

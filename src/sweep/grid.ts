@@ -10,8 +10,25 @@ import {checkExperiment, EXPERIMENT_KEYS, ExperimentConfig} from '../cli/experim
 export interface GridSpec {
   /** Settings shared by every run: the keys of `convnorm train --config`. */
   base: Partial<ExperimentConfig>;
-  /** Axis name (a setting) -> its values, in order; the runs are their cartesian product. */
-  grid: Record<string, Array<string | number | boolean>>;
+  /**
+   * Axis name (a setting) -> its values, in order; the runs are their
+   * cartesian product. A list of such objects is the union of their products
+   * (as scikit-learn's ParameterGrid), for settings that only go together:
+   * `[{"norm": ["bn", "convnorm"]}, {"norm": ["bn"], "ocnnLambda": [0.1]}]`.
+   */
+  grid: Axes | Axes[];
+}
+
+export type Axes = Record<string, Array<string | number | boolean>>;
+
+/** The grid's sub-grids: itself when it is one object. */
+export function subGrids(spec: GridSpec): Axes[] {
+  return Array.isArray(spec.grid) ? spec.grid : [spec.grid];
+}
+
+/** Every axis name of the grid, in order of first appearance. */
+export function axisNames(spec: GridSpec): string[] {
+  return [...new Set(subGrids(spec).flatMap(g => Object.keys(g)))];
 }
 
 export interface SweepRun {
@@ -60,13 +77,20 @@ export function checkGrid(value: unknown, source: string): GridSpec {
   if (typeof base !== 'object' || base === null || Array.isArray(base)) bad(source, '"base" must be an object of settings');
   for (const key of Object.keys(base)) checkKey(key, `${source} base`);
   const grid = object.grid;
+  const grids = Array.isArray(grid) ? grid : [grid];
+  if (grids.length === 0) bad(source, '"grid" is an empty list');
+  grids.forEach((g, i) => checkAxes(g, base, Array.isArray(grid) ? `${source} grid[${i}]` : `${source} grid`));
+  return {base: base as Partial<ExperimentConfig>, grid: grid as GridSpec['grid']};
+}
+
+function checkAxes(grid: unknown, base: object, source: string): void {
   if (typeof grid !== 'object' || grid === null || Array.isArray(grid)) {
-    bad(source, '"grid" must be an object of axes, e.g. {"norm": ["bn", "convnorm"], "seed": [0, 1, 2]}');
+    bad(source, 'must be an object of axes, e.g. {"norm": ["bn", "convnorm"], "seed": [0, 1, 2]}, or a list of them');
   }
   const axes = Object.entries(grid as Record<string, unknown>);
-  if (axes.length === 0) bad(source, '"grid" has no axes');
+  if (axes.length === 0) bad(source, 'has no axes');
   for (const [key, values] of axes) {
-    checkKey(key, `${source} grid`);
+    checkKey(key, source);
     if (key in base) bad(source, `'${key}' is both in "base" and an axis of "grid"`);
     if (!Array.isArray(values)) bad(source, `the axis '${key}' must be an array of values`);
     if (values.length === 0) bad(source, `the axis '${key}' is empty`);
@@ -83,17 +107,20 @@ export function checkGrid(value: unknown, source: string): GridSpec {
       seen.add(text);
     }
   }
-  return {base: base as Partial<ExperimentConfig>, grid: grid as GridSpec['grid']};
 }
 
 /** The grid's runs, in order (the last axis varies fastest), each checked as `convnorm train` checks its settings. */
 export function expandGrid(spec: GridSpec): SweepRun[] {
-  let cells: Array<Record<string, string | number | boolean>> = [{}];
-  for (const [key, values] of Object.entries(spec.grid)) {
-    cells = cells.flatMap(cell => values.map(v => ({...cell, [key]: v})));
-  }
+  const cells = subGrids(spec).flatMap(axes => {
+    let product: Array<Record<string, string | number | boolean>> = [{}];
+    for (const [key, values] of Object.entries(axes)) product = product.flatMap(cell => values.map(v => ({...cell, [key]: v})));
+    return product;
+  });
+  const names = new Set<string>();
   return cells.map(settings => {
     const name = Object.entries(settings).map(([k, v]) => `${k}=${formatValue(v)}`).join(',');
+    if (names.has(name)) throw new Error(`the run ${name} comes out of two sub-grids; each run must come from one`);
+    names.add(name);
     let config: ExperimentConfig;
     try {
       config = checkExperiment({...spec.base, ...settings} as Partial<ExperimentConfig>);

@@ -10,7 +10,7 @@ import {hostname} from 'node:os';
 import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path';
 
 import {writeAtomic} from '../io/file_system.js';
-import {checkGrid, expandGrid, GridSpec, SweepRun} from './grid.js';
+import {checkGrid, expandGrid, GridSpec, subGrids, SweepRun} from './grid.js';
 
 export const SWEEP_FILE = 'sweep.json';
 const STATUS_DIR = 'status';
@@ -95,10 +95,10 @@ export function checkSweepDir(sweep: Sweep): void {
     throw new Error(`the sweep directory ${dir} holds runs of another grid (its base settings differ: ` +
                     `${JSON.stringify(stored.base)}); name another with --sweep-dir`);
   }
-  const axes = Object.keys(sweep.spec.grid);
-  if (!sameJson(Object.keys(stored.grid), axes)) {
+  const axes = (spec: GridSpec) => subGrids(spec).map(g => Object.keys(g).join(', ')).join(' | ');
+  if (axes(stored) !== axes(sweep.spec)) {
     throw new Error(`the sweep directory ${dir} holds runs of another grid (its axes are ` +
-                    `${Object.keys(stored.grid).join(', ')}, not ${axes.join(', ')}); name another with --sweep-dir`);
+                    `${axes(stored)}, not ${axes(sweep.spec)}); name another with --sweep-dir`);
   }
 }
 
