@@ -73,6 +73,7 @@ describe('convnorm train / eval', () => {
     assert.equal(noise.selected, Math.round(0.4 * 400));
     assert.ok(changed > 0.25 * 400 && changed < 0.45 * 400, `changed ${changed} of 400`);
     assert.deepEqual(noise.changedTrueLabels, noise.changedIndices.map((i: number) => clean.train.labels[i]));
+    assert.deepEqual(noise.changedNoisyLabels, noise.changedIndices.map((i: number) => data.train.labels[i]));
     // Memorization, as the epoch's record has it, against evaluate() on those images with either label.
     await useTestBackend('wasm');
     const run = await openRun(runDir);

@@ -185,9 +185,12 @@ export interface ExperimentData {
    * The label noise, as indices into `train`: those the noise selected
    * (`noisyIndices`) and those whose label it actually changed (a selected
    * label can be redrawn as its true class), with their true labels
-   * (`changedTrueLabels`, aligned with `changedIndices`).
+   * (`changedTrueLabels`) and the labels trained on (`changedNoisyLabels`),
+   * both aligned with `changedIndices`: enough for another framework to
+   * train on the same corrupted labels.
    */
-  noise: {changed: number; selected: number; noisyIndices: number[]; changedIndices: number[]; changedTrueLabels: number[]};
+  noise: {changed: number; selected: number; noisyIndices: number[]; changedIndices: number[]; changedTrueLabels: number[];
+          changedNoisyLabels: number[]};
 }
 
 export function loadExperimentData(c: ExperimentConfig): ExperimentData {
@@ -201,8 +204,8 @@ export function loadExperimentData(c: ExperimentConfig): ExperimentData {
     trainSet = split.train;
     monitor = split.validation;
   }
-  let noise = {changed: 0, selected: 0, noisyIndices: [] as number[], changedIndices: [] as number[],
-               changedTrueLabels: [] as number[]};
+  let noise: ExperimentData['noise'] = {changed: 0, selected: 0, noisyIndices: [], changedIndices: [], changedTrueLabels: [],
+                                        changedNoisyLabels: []};
   if (c.noise > 0) {
     const result = applyLabelNoise(trainSet.labels, {kind: c.noiseType, fraction: c.noise,
                                                      numClasses: trainSet.numClasses, rng: Rng.derive(c.seed, STREAM.noise)});
@@ -211,7 +214,8 @@ export function loadExperimentData(c: ExperimentConfig): ExperimentData {
     const changedIndices = Array.from(result.changed.keys()).filter(i => result.changed[i] === 1);
     noise = {changed: changedIndices.length, selected: result.noisyIndices.length,
              noisyIndices: Array.from(result.noisyIndices), changedIndices,
-             changedTrueLabels: changedIndices.map(i => trueLabels[i])};
+             changedTrueLabels: changedIndices.map(i => trueLabels[i]),
+             changedNoisyLabels: changedIndices.map(i => result.labels[i])};
   }
   return {train: trainSet, monitor, test, noise};
 }

@@ -6,7 +6,6 @@ import {relative, resolve} from 'node:path';
 import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import type {BackendName} from '../node/backend.js';
 import {formatTable} from '../report/table.js';
-import {checkQueue, enqueueSweep, parseQueueUrl, queueStatus, startWorker, waitForSweep} from '../sweep/queue.js';
 import {runLocalSweep} from '../sweep/runner.js';
 import {formatMeanStd, MeanStd} from '../report/group.js';
 import {summarize, SweepSummary} from '../sweep/results.js';
@@ -33,6 +32,9 @@ function percent(s: MeanStd | null | undefined): string {
   return formatMeanStd({mean: 100 * s.mean, std: s.std === null ? null : 100 * s.std, values: []});
 }
 
+/** BullMQ and its Redis client load only for the commands that use a queue. */
+const queueModule = () => import('../sweep/queue.js');
+
 /** The summary as a table: one row per cell. */
 export function formatSummary(summary: SweepSummary): string {
   const keys = [...new Set(summary.cells.flatMap(c => Object.keys(c.settings)))];
@@ -49,6 +51,7 @@ export function formatSummary(summary: SweepSummary): string {
 async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<void> {
   let rows: string[][];
   if (queueUrl !== undefined) {
+    const {parseQueueUrl, queueStatus} = await queueModule();
     const states = await queueStatus(sweep, parseQueueUrl(queueUrl));
     rows = states.map(s => [s.name, s.state,
                             s.state === 'running' && s.epoch !== undefined ? `epoch ${s.epoch}/${s.epochs}` : s.error ?? '']);
@@ -98,8 +101,8 @@ export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Pr
   }
   const shown = relative(process.cwd(), sweep.dir) || '.';
   if (o.queue !== undefined) {
+    const {enqueueSweep, parseQueueUrl, waitForSweep} = await queueModule();
     const address = parseQueueUrl(o.queue);
-    await checkQueue(address);
     const r = await enqueueSweep(sweep, address);
     console.log(`${sweep.runs.length} runs in ${shown}: ${r.added.length} queued, ${r.retried.length} failed ones ` +
                 `queued again, ${r.queued.length} already on the queue, ${r.skipped.length} finished (queue ${address.url})`);
@@ -144,6 +147,7 @@ export interface WorkerCommandOptions {
 }
 
 export async function workerCommand(o: WorkerCommandOptions): Promise<void> {
+  const {parseQueueUrl, startWorker} = await queueModule();
   const address = parseQueueUrl(o.queue);
   await startWorker(address, {
     concurrency: o.concurrency, lockDuration: o.lockDuration, backend: o.backend, threads: o.threads,
