@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(__file__))
-from convnorm_ref import PreConvRef  # noqa: E402
+from torch_models import small_cnn  # noqa: E402
 
 MEAN = np.array([0.4914, 0.4822, 0.4465], dtype=np.float32)
 STD = np.array([0.2023, 0.1994, 0.2010], dtype=np.float32)
@@ -45,25 +45,6 @@ def read_cifar(root, split):
     if not images:
         raise SystemExit(f'no CIFAR-10 {split} batches in {root}')
     return np.concatenate(images), np.concatenate(labels)
-
-
-def unit(cin, cout, norm):
-    if norm == 'convnorm':
-        return PreConvRef(cin, cout, (3, 3), 1, 1, affine=True, bn=True)
-    if norm == 'bn':
-        return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-    raise SystemExit(f'norm {norm}: this check covers bn and convnorm')
-
-
-def small_cnn(norm):
-    layers, cin = [], 3
-    for w in [8, 8, 'M', 16, 16, 'M', 32, 32, 'M']:
-        if w == 'M':
-            layers.append(nn.MaxPool2d(2))
-        else:
-            layers += [unit(cin, w, norm), nn.ReLU()]
-            cin = w
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(512, 10))
 
 
 def normalize(x):
@@ -117,6 +98,8 @@ def train_like(run_dir):
     seed, epochs, batch = config['seed'], config['epochs'], config['batchSize']
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
+    if config['norm'] not in ('bn', 'convnorm'):
+        raise SystemExit(f"{run_dir}: norm {config['norm']}; this check covers bn and convnorm")
     model = small_cnn(config['norm'])
     opt = torch.optim.SGD(model.parameters(), lr=config['lr'], momentum=config['momentum'],
                           weight_decay=config['weightDecay'])

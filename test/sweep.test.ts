@@ -145,12 +145,16 @@ describe('sweep results', () => {
     assert.ok(Math.abs(cells[0].testTop1!.mean - 0.6) < 1e-12 && Math.abs(cells[0].testTop1!.std! - 0.1) < 1e-12);
     assert.ok(Math.abs(cells[1].testTop1!.mean - 0.825) < 1e-12);
     assert.ok(Math.abs(cells[1].testTop1!.std! - 0.03 / Math.SQRT2) < 1e-12);
-    const {status, stdout} = cli('sweep', join(root, 'summary.json'), '--summary', '--json', join(root, 'summary-out.json'));
+    const {status, stdout} = cli('sweep', join(root, 'summary.json'), '--summary', '--json', join(root, 'summary-out.json'),
+                                 '--markdown', join(root, 'summary-out.md'));
     assert.equal(status, 0);
     assert.match(stdout, /bn +3 +60\.00 ± 10\.00/);
     assert.match(stdout, /convnorm +2 \(\+1 unfinished\) +82\.50 ± 2\.12/);
     const json = JSON.parse(readFileSync(join(root, 'summary-out.json'), 'utf8'));
     assert.deepEqual(json.cells[1].testTop1.values, [0.81, 0.84]);
+    assert.equal(readFileSync(join(root, 'summary-out.md'), 'utf8'),
+                 '| norm | runs | test top-1 % |\n| --- | --- | --- |\n| bn | 3 | 60.00 ± 10.00 |\n' +
+                 '| convnorm | 2 (+1 unfinished) | 82.50 ± 2.12 |\n');
     const listed = cli('sweep', join(root, 'summary.json'), '--status');
     assert.match(listed.stdout, /norm=convnorm,seed=1 +failed +out of memory/);
     assert.match(listed.stdout, /6 runs: 5 done, 0 running, 0 pending, 1 failed/);

@@ -21,6 +21,7 @@ export interface SweepCommandOptions {
   status: boolean;
   summary: boolean;
   json?: string;
+  markdown?: string;
   printSlurm: boolean;
   runIndex?: number;
   backend?: BackendName;
@@ -35,8 +36,8 @@ function percent(s: MeanStd | null | undefined): string {
 /** BullMQ and its Redis client load only for the commands that use a queue. */
 const queueModule = () => import('../sweep/queue.js');
 
-/** The summary as a table: one row per cell. */
-export function formatSummary(summary: SweepSummary): string {
+/** The summary's header and rows: one row per cell. */
+function summaryRows(summary: SweepSummary): {headers: string[]; rows: string[][]} {
   const keys = [...new Set(summary.cells.flatMap(c => Object.keys(c.settings)))];
   const validation = summary.cells.some(c => c.testTop1AtBestValidation !== undefined);
   const headers = [...keys, 'runs', 'test top-1 %', ...(validation ? ['best val top-1 %', 'test top-1 % at best val'] : [])];
@@ -45,7 +46,20 @@ export function formatSummary(summary: SweepSummary): string {
     c.unfinished > 0 ? `${c.runs} (+${c.unfinished} unfinished)` : String(c.runs),
     percent(c.testTop1), ...(validation ? [percent(c.bestValidationTop1), percent(c.testTop1AtBestValidation)] : []),
   ]);
+  return {headers, rows};
+}
+
+/** The summary as a text table. */
+export function formatSummary(summary: SweepSummary): string {
+  const {headers, rows} = summaryRows(summary);
   return formatTable(headers, rows);
+}
+
+/** The summary as a GitHub markdown table. */
+export function summaryMarkdown(summary: SweepSummary): string {
+  const {headers, rows} = summaryRows(summary);
+  const line = (cells: string[]) => `| ${cells.map(c => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
 }
 
 async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<void> {
@@ -75,7 +89,7 @@ async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<
 export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Promise<void> {
   const modes = [o.status, o.summary, o.printSlurm, o.runIndex !== undefined].filter(Boolean).length;
   if (modes > 1) throw new Error('--status, --summary, --print-slurm and --run-index exclude each other');
-  if (o.json !== undefined && !o.summary) throw new Error('--json goes with --summary');
+  if ((o.json !== undefined || o.markdown !== undefined) && !o.summary) throw new Error('--json and --markdown go with --summary');
   if (o.wait && o.queue === undefined) throw new Error('--wait goes with --queue');
   if (o.queue !== undefined && (o.runIndex !== undefined || o.printSlurm)) {
     throw new Error('--queue does not go with --run-index or --print-slurm');
@@ -84,13 +98,12 @@ export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Pr
   checkSweepDir(sweep);
   if (o.status) return printStatus(sweep, o.queue);
   if (o.summary) {
-    if (o.json !== undefined) await checkParentDirectory(o.json);
+    for (const file of [o.json, o.markdown]) if (file !== undefined) await checkParentDirectory(file);
     const summary = summarize(sweep);
     console.log(formatSummary(summary));
-    if (o.json !== undefined) {
-      await writeAtomic(o.json, JSON.stringify(summary, null, 2) + '\n');
-      console.log(`\nSummary written to ${o.json}`);
-    }
+    if (o.json !== undefined) await writeAtomic(o.json, JSON.stringify(summary, null, 2) + '\n');
+    if (o.markdown !== undefined) await writeAtomic(o.markdown, summaryMarkdown(summary));
+    for (const file of [o.json, o.markdown]) if (file !== undefined) console.log(`\nSummary written to ${file}`);
     return;
   }
   if (o.printSlurm) {
