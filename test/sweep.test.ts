@@ -117,6 +117,18 @@ describe('sweep grids', () => {
     assert.equal(loadSweep(file, {dataRoot: '/elsewhere'}).runs[0].config.dataRoot, '/elsewhere');
   });
 
+  it('every committed study grid passes convnorm train\'s checks', () => {
+    const studies = readdirSync('studies', {withFileTypes: true}).filter(d => d.isDirectory());
+    const files = studies.flatMap(d => readdirSync(join('studies', d.name)).filter(f => f.endsWith('.json'))
+      .map(f => join('studies', d.name, f)));
+    assert.ok(files.length >= 5, files.join(', '));
+    for (const file of files) {
+      const sweep = loadSweep(file);
+      assert.ok(sweep.runs.length > 0, file);
+      assert.ok(sweep.runs.every(r => r.config.seed >= 0), file);
+    }
+  });
+
   it('prints a SLURM job array, one task per run', () => {
     const sweep = loadSweep(writeGrid('slurm', {base: TINY, grid: {norm: ['bn', 'convnorm'], seed: [0, 1, 2]}}));
     const script = slurmScript(sweep, {gridFile: '/g/slurm.json', workingDirectory: '/project', threads: 2});
@@ -246,6 +258,28 @@ describe('local sweeps', () => {
     const again = cli('sweep', file, '--jobs', '2', '--threads', '1');
     assert.match(again.stdout, /4 runs in .*local: 0 trained, 2 already finished, 0 running elsewhere, 2 failed/);
     assert.deepEqual(checkpointFiles(runDirOf(sweep, 'dataset=mnist-embedded,norm=bn')), before);
+  });
+});
+
+describe('two sweeps over one directory', () => {
+  it('never train the same run twice: each run is claimed by one of them', async () => {
+    const file = writeGrid('twice', {base: {...TINY, epochs: 1}, grid: {norm: ['bn'], seed: [0, 1, 2]}});
+    const start = () => new Promise<string>(resolveRun => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sweep', file, '--threads', '1'],
+                          {stdio: ['ignore', 'pipe', 'ignore']});
+      let out = '';
+      child.stdout!.on('data', d => (out += d));
+      child.on('exit', () => resolveRun(out));
+    });
+    const outputs = await Promise.all([start(), start()]);
+    const trained = outputs.map(o => Number(/: (\d+) trained/.exec(o)?.[1]));
+    assert.equal(trained[0] + trained[1], 3, outputs.join('\n'));
+    const sweep = loadSweep(file);
+    for (const run of sweep.runs) {
+      const log = readFileSync(join(sweep.dir, 'logs', `${run.name}.log`), 'utf8');
+      assert.equal(log.match(/^run /gm)?.length, 1, `${run.name} started ${log.match(/^run /gm)?.length} times`);
+      assert.doesNotMatch(log, /resuming/);
+    }
   });
 });
 

@@ -485,8 +485,9 @@ program.command('gan-eval')
 
 program.command('report')
   .description('one self-contained HTML file (inline SVG, no script, works offline) with the figures of run ' +
-               'directories: training curves, GAN losses, scores and samples')
-  .argument('<run-dir...>', 'directories of runs made by convnorm train or convnorm gan')
+               'directories (training curves, GAN losses, scores and samples) and of sweep directories (top-1 with ' +
+               'error bars over seeds)')
+  .argument('<dir...>', 'directories of runs made by convnorm train or convnorm gan, or of sweeps made by convnorm sweep')
   .addOption(new Option('-o, --output <file>', 'where the report goes').default('report.html'))
   .addOption(new Option('--png <dir>', 'also each figure as a PNG in this folder, drawn in headless Chromium ' +
                         '(/usr/bin/chromium, or the executable CONVNORM_CHROMIUM names)'))
@@ -496,7 +497,8 @@ program.command('report')
     const report = await buildReport(dirs, {output: options.output});
     for (const problem of report.problems) console.error(`warning: ${problem}`);
     await writeAtomic(options.output, report.html);
-    console.log(`Report of ${dirs.length} run(s): ${options.output}`);
+    const sweeps = report.sweeps;
+    console.log(`Report of ${dirs.length - sweeps} run(s)${sweeps > 0 ? ` and ${sweeps} sweep(s)` : ''}: ${options.output}`);
     if (options.png !== undefined) {
       const pngs = await writeFigurePngs(options.output, options.png);
       console.log(`${pngs.length} figure(s) as PNG in ${options.png}`);

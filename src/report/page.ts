@@ -17,6 +17,8 @@ export interface Report {
   runs: ReportRun[];
   /** Every run's problems, "<dir>: <problem>", for the command to warn about. */
   problems: string[];
+  /** How many of the directories were sweeps. */
+  sweeps: number;
 }
 
 const STYLE = `
@@ -79,5 +81,5 @@ export async function buildReport(dirs: string[], options: {output?: string} = {
 ${body}
 </body></html>
 `;
-  return {html, runs, problems};
+  return {html, runs, problems, sweeps: sweepDirs.length};
 }

@@ -8,7 +8,7 @@ import {closeSync, openSync} from 'node:fs';
 import {fileURLToPath} from 'node:url';
 
 import type {ChildMessage, ChildOptions} from './run_child.js';
-import {logPathOf, prepareSweepDir, RunResult, RunState, runState, Sweep} from './sweep_dir.js';
+import {claimRun, logPathOf, prepareSweepDir, RunResult, RunState, runState, Sweep} from './sweep_dir.js';
 
 /** The child's script beside this module: .js when built, .ts under tsx. */
 function childScript(): string {
@@ -66,9 +66,9 @@ export interface LocalSweepOptions extends ChildOptions {
 }
 
 export interface LocalSweepResult {
-  /** Runs already finished before this call. */
+  /** Runs already finished (before this call, or by another sweep during it). */
   skipped: string[];
-  /** Runs another live process on this host was running. */
+  /** Runs another live process was running. */
   busy: string[];
   outcomes: RunOutcome[];
 }
@@ -83,19 +83,34 @@ export async function runLocalSweep(sweep: Sweep, options: LocalSweepOptions = {
   await prepareSweepDir(sweep);
   const states = sweep.runs.map(r => ({name: r.name, state: runState(sweep, r.name).state as RunState}));
   const todo = states.filter(s => s.state === 'pending' || s.state === 'failed').map(s => s.name);
+  const skipped = states.filter(s => s.state === 'done').map(s => s.name);
+  const busy = states.filter(s => s.state === 'running').map(s => s.name);
   const outcomes: RunOutcome[] = [];
   const lane = async () => {
     for (let name = todo.shift(); name !== undefined && !options.signal?.aborted; name = todo.shift()) {
-      options.onStart?.(name);
-      const outcome = await runInChild(sweep, name, {
-        backend: options.backend, threads: options.threads, signal: options.signal,
-        onEpoch: (epoch, epochs) => options.onEpoch?.(name!, epoch, epochs),
-      });
-      outcomes.push(outcome);
-      options.onEnd?.(outcome);
+      // Another sweep over this directory may have taken or finished the run since the list was made.
+      const release = claimRun(sweep, name);
+      if (release === undefined) {
+        busy.push(name);
+        continue;
+      }
+      try {
+        if (runState(sweep, name).state === 'done') {
+          skipped.push(name);
+          continue;
+        }
+        options.onStart?.(name);
+        const outcome = await runInChild(sweep, name, {
+          backend: options.backend, threads: options.threads, signal: options.signal,
+          onEpoch: (epoch, epochs) => options.onEpoch?.(name!, epoch, epochs),
+        });
+        outcomes.push(outcome);
+        options.onEnd?.(outcome);
+      } finally {
+        release();
+      }
     }
   };
   await Promise.all(Array.from({length: Math.min(jobs, todo.length)}, lane));
-  return {skipped: states.filter(s => s.state === 'done').map(s => s.name),
-          busy: states.filter(s => s.state === 'running').map(s => s.name), outcomes};
+  return {skipped, busy, outcomes};
 }

@@ -5,7 +5,7 @@
  * with its error) and `logs/<run>.log`. Workers on other machines read the
  * same directory, so everything a run needs is in it.
  */
-import {existsSync, mkdirSync, readdirSync, readFileSync, statSync} from 'node:fs';
+import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync} from 'node:fs';
 import {hostname} from 'node:os';
 import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path';
 
@@ -183,4 +183,33 @@ export function runState(sweep: Sweep, name: string): {state: RunState; status?:
   if (status === undefined) return {state: 'pending'};
   if (status.state === 'running' && status.host === hostname() && !alive(status.pid)) return {state: 'pending', status};
   return {state: status.state, status};
+}
+
+/**
+ * Claims a run for this process (status/<run>.claim, created exclusively),
+ * so that two sweeps over one directory never train the same run at once. A
+ * claim whose process on this host has gone is taken over. Returns the
+ * release, or undefined when another live process holds the run.
+ */
+export function claimRun(sweep: Sweep, name: string): (() => void) | undefined {
+  const path = join(sweep.dir, STATUS_DIR, `${name}.claim`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, JSON.stringify({host: hostname(), pid: process.pid}));
+      closeSync(fd);
+      return () => rmSync(path, {force: true});
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let holder: {host?: string; pid?: number} | undefined;
+    try {
+      holder = JSON.parse(readFileSync(path, 'utf8'));
+    } catch {
+      // Torn by a crash between creating and writing it: stale.
+    }
+    if (holder !== undefined && (holder.host !== hostname() || alive(holder.pid ?? -1))) return undefined;
+    rmSync(path, {force: true});
+  }
+  return undefined;
 }
