@@ -90,8 +90,9 @@ describe('sweep grids', () => {
     const a = loadSweep(writeGrid('a', {base: TINY, grid: {seed: [0, 1]}}), {sweepDir: join(root, 'shared-dir')});
     await prepareSweepDir(a);
     const stored = readFileSync(join(a.dir, 'sweep.json'), 'utf8');
-    // More seeds: the same grid family, accepted.
+    // More seeds, for all cells or for some in a sub-grid of their own: the same grid, accepted.
     checkSweepDir(loadSweep(writeGrid('a2', {base: TINY, grid: {seed: [0, 1, 2]}}), {sweepDir: a.dir}));
+    checkSweepDir(loadSweep(writeGrid('a3', {base: TINY, grid: [{seed: [0, 1]}, {seed: [5]}]}), {sweepDir: a.dir}));
     const otherBase = loadSweep(writeGrid('b', {base: {...TINY, lr: 0.1}, grid: {seed: [0, 1]}}), {sweepDir: a.dir});
     assert.throws(() => checkSweepDir(otherBase), /holds runs of another grid \(its base settings differ/);
     const otherAxes = loadSweep(writeGrid('c', {base: TINY, grid: {norm: ['bn'], seed: [0]}}), {sweepDir: a.dir});

@@ -10,7 +10,7 @@ import {hostname} from 'node:os';
 import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path';
 
 import {writeAtomic} from '../io/file_system.js';
-import {checkGrid, expandGrid, GridSpec, subGrids, SweepRun} from './grid.js';
+import {axisNames, checkGrid, expandGrid, GridSpec, SweepRun} from './grid.js';
 
 export const SWEEP_FILE = 'sweep.json';
 const STATUS_DIR = 'status';
@@ -77,8 +77,9 @@ function sameJson(a: unknown, b: unknown): boolean {
 
 /**
  * Throws unless `sweep.dir` is free for this grid: missing, empty, or made for
- * a grid with the same base settings and the same axes (the axes' values may
- * differ: more seeds, another noise rate). Writes nothing.
+ * a grid with the same base settings and the same axis names (their values
+ * and sub-grids may differ: more seeds, another noise rate, more seeds for
+ * some cells only). Writes nothing.
  */
 export function checkSweepDir(sweep: Sweep): void {
   const {dir} = sweep;
@@ -95,7 +96,7 @@ export function checkSweepDir(sweep: Sweep): void {
     throw new Error(`the sweep directory ${dir} holds runs of another grid (its base settings differ: ` +
                     `${JSON.stringify(stored.base)}); name another with --sweep-dir`);
   }
-  const axes = (spec: GridSpec) => subGrids(spec).map(g => Object.keys(g).join(', ')).join(' | ');
+  const axes = (spec: GridSpec) => axisNames(spec).sort().join(', ');
   if (axes(stored) !== axes(sweep.spec)) {
     throw new Error(`the sweep directory ${dir} holds runs of another grid (its axes are ` +
                     `${axes(stored)}, not ${axes(sweep.spec)}); name another with --sweep-dir`);
