@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import {readFileSync} from 'node:fs';
 import {join} from 'node:path';
 
 import {Command, Option} from 'commander';
@@ -15,7 +14,7 @@ import {SCHEDULE_SYNTAX} from '../training/schedule.js';
 import {formatTable} from '../report/table.js';
 import {buildReport} from '../report/page.js';
 import {checkChromium, writeFigurePngs} from '../report/png_export.js';
-import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
+import {checkParentDirectory, readJsonFile, writeAtomic} from '../io/file_system.js';
 import {formatDemoResults, runDemo, writeDemoReport} from './demo.js';
 import {ATTACK_DEFAULTS} from '../robustness/attack_eval.js';
 import {attackCommand, AttackCommandOptions} from './attack.js';
@@ -110,17 +109,7 @@ function experimentSettings(command: Command): Partial<ExperimentConfig> {
   const options = command.opts();
   let settings: Partial<ExperimentConfig> = {};
   if (options.config !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(options.config, 'utf8');
-    } catch (e) {
-      throw new Error(`cannot read the config file ${options.config}: ${(e as Error).message}`);
-    }
-    try {
-      settings = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`the config file ${options.config} is not valid JSON: ${(e as Error).message}`);
-    }
+    settings = readJsonFile(options.config, 'the config file') as Partial<ExperimentConfig>;
     if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
       throw new Error(`the config file ${options.config} must hold one JSON object of settings`);
     }

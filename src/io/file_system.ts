@@ -5,6 +5,7 @@
  * read what the other wrote. Each file is written to a temporary name and
  * renamed into place, so an interrupted save never leaves a half-written model.
  */
+import {readFileSync} from 'node:fs';
 import {mkdir, readFile, rename, stat, writeFile} from 'node:fs/promises';
 import {dirname, isAbsolute, join, relative, resolve} from 'node:path';
 
@@ -19,6 +20,21 @@ export async function writeAtomic(path: string, data: string | Uint8Array): Prom
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, data);
   await rename(tmp, path);
+}
+
+/** Parses the JSON file at `path`; errors name it as `what` (e.g. "the config file") and say why. */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
+  }
 }
 
 /** Throws, naming the folder, unless the folder `path` would be written into exists: checked before long work. */

@@ -56,9 +56,8 @@ function connection(a: QueueAddress) {
 
 /** Throws, naming the URL and the reason, unless Redis answers at the address within `timeoutMs`. */
 export async function checkQueue(a: QueueAddress, timeoutMs = 3000): Promise<void> {
-  const redis = new Redis({host: a.host, port: a.port, username: a.username, password: a.password, lazyConnect: true,
-                           connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null,
-                           enableOfflineQueue: false});
+  const redis = new Redis({...connection(a), lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0,
+                           retryStrategy: () => null, enableOfflineQueue: false});
   // The socket's error (ECONNREFUSED, ENOTFOUND) says more than connect()'s "Connection is closed".
   let cause: Error | undefined;
   redis.on('error', (e: Error) => (cause ??= e));

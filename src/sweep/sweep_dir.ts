@@ -9,7 +9,8 @@ import {closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, r
 import {hostname} from 'node:os';
 import {basename, dirname, extname, isAbsolute, join, resolve} from 'node:path';
 
-import {writeAtomic} from '../io/file_system.js';
+import {canonicalJson} from '../common/canonical_json.js';
+import {readJsonFile, writeAtomic} from '../io/file_system.js';
 import {axisNames, checkGrid, expandGrid, GridSpec, SweepRun} from './grid.js';
 
 export const SWEEP_FILE = 'sweep.json';
@@ -30,27 +31,13 @@ export interface OpenSweepOptions {
   dataRoot?: string;
 }
 
-function readJson(path: string, what: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as Error).message}`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${what} ${path} is not valid JSON: ${(e as Error).message}`);
-  }
-}
-
 /**
  * Reads and checks a grid file and every run it makes; nothing is written. A
  * relative `dataRoot` in the file is relative to the file's own folder, so a
  * committed grid finds its data from any working directory.
  */
 export function loadSweep(gridFile: string, options: OpenSweepOptions = {}): Sweep {
-  const spec = checkGrid(readJson(gridFile, 'the grid file'), gridFile);
+  const spec = checkGrid(readJsonFile(gridFile, 'the grid file'), gridFile);
   const dataRoot = options.dataRoot !== undefined ? resolve(options.dataRoot)
     : spec.base.dataRoot !== undefined && !isAbsolute(spec.base.dataRoot) ? resolve(dirname(gridFile), spec.base.dataRoot)
     : spec.base.dataRoot;
@@ -63,16 +50,7 @@ export function loadSweep(gridFile: string, options: OpenSweepOptions = {}): Swe
 function storedGrid(dir: string): GridSpec | undefined {
   const path = join(dir, SWEEP_FILE);
   if (!existsSync(path)) return undefined;
-  return checkGrid(readJson(path, 'the sweep file'), path);
-}
-
-function sameJson(a: unknown, b: unknown): boolean {
-  const canonical = (v: unknown): unknown =>
-    Array.isArray(v) ? v.map(canonical)
-      : typeof v === 'object' && v !== null
-        ? Object.fromEntries(Object.keys(v).sort().map(k => [k, canonical((v as Record<string, unknown>)[k])]))
-        : v;
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+  return checkGrid(readJsonFile(path, 'the sweep file'), path);
 }
 
 /**
@@ -92,7 +70,7 @@ export function checkSweepDir(sweep: Sweep): void {
     }
     return;
   }
-  if (!sameJson(stored.base, sweep.spec.base)) {
+  if (canonicalJson(stored.base) !== canonicalJson(sweep.spec.base)) {
     throw new Error(`the sweep directory ${dir} holds runs of another grid (its base settings differ: ` +
                     `${JSON.stringify(stored.base)}); name another with --sweep-dir`);
   }
