@@ -330,7 +330,7 @@ describe('sweeps on a BullMQ queue (a real redis-server)', {skip: redisServer ? 
           await new Promise(r => setTimeout(r, 100));
         }
       }
-      const grid = {base: {...TINY, epochs: 3}, grid: {norm: ['bn', 'convnorm'], seed: [0, 1]}};
+      const grid = {base: {...TINY, epochs: 2}, grid: {norm: ['bn', 'convnorm'], seed: [0, 1]}};
       const file = writeGrid('queued', grid);
       const sweep = loadSweep(file);
       await events.waitUntilReady();
