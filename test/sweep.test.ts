@@ -8,6 +8,7 @@ import {after, describe, it} from 'node:test';
 
 import {QueueEvents} from 'bullmq';
 
+import {canonicalJson} from '../src/common/canonical_json.js';
 import {buildReport} from '../src/report/page.js';
 import {checkGrid, expandGrid} from '../src/sweep/grid.js';
 import {checkQueue, enqueueSweep, parseQueueUrl, queueStatus, waitForSweep} from '../src/sweep/queue.js';
@@ -127,6 +128,15 @@ describe('sweep grids', () => {
       const sweep = loadSweep(file);
       assert.ok(sweep.runs.length > 0, file);
       assert.ok(sweep.runs.every(r => r.config.seed >= 0), file);
+    }
+  });
+
+  it('the full CIFAR grid holds every run of the core CIFAR grids, with the same settings', () => {
+    const key = (r: {config: object}) => canonicalJson(r.config);
+    const full = new Set(loadSweep('studies/label-noise/cifar-full.json').runs.map(key));
+    for (const core of ['cifar-noise', 'cifar-asymmetric', 'cifar-scarcity']) {
+      const missing = loadSweep(`studies/label-noise/${core}.json`).runs.filter(r => !full.has(key(r)));
+      assert.deepEqual(missing.map(r => r.name), [], core);
     }
   });
 
