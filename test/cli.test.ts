@@ -16,9 +16,9 @@ import {CIFAR_SUBSET} from './helpers/datasets.js';
 const root = mkdtempSync(join(os.tmpdir(), 'convnorm-cli-'));
 after(() => rmSync(root, {recursive: true, force: true}));
 
-/** Runs the CLI from source in a child process (1 wasm thread: tests run side by side). */
+/** Runs the built CLI (npm test builds first) in a child process (1 wasm thread: tests run side by side). */
 function cli(...args: string[]): {status: number | null; stdout: string; stderr: string} {
-  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
+  const result = spawnSync(process.execPath, ['dist/cli/main.js', ...args],
                            {encoding: 'utf8', env: {...process.env, CONVNORM_WASM_THREADS: '1'}, timeout: 240_000});
   return {status: result.status, stdout: result.stdout, stderr: result.stderr};
 }

@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {ConvNorm2D, convNorm, ConvNormMethod, convNormSpectrum} from '../src/index.js';
 import {useBackend} from '../src/node/backend.js';
-import {TEST_BACKENDS, useTestBackend} from './helpers/backends.js';
+import {TEST_BACKENDS, THREADED, useTestBackend} from './helpers/backends.js';
 import {caseName, decode} from './helpers/fixtures.js';
 import {assertClose} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
@@ -55,7 +55,7 @@ for (const backend of [...TEST_BACKENDS, 'tensorflow'] as const) {
         }
         await useBackend('tensorflow');
       } else {
-        await useTestBackend(backend);
+        await useTestBackend(backend, {wasmThreads: THREADED});
       }
       return true;
     };

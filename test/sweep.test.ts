@@ -21,7 +21,7 @@ const root = mkdtempSync(join(os.tmpdir(), 'convnorm-sweep-'));
 after(() => { if (!process.env.KEEP) rmSync(root, {recursive: true, force: true}); });
 
 function cli(...args: string[]): {status: number | null; stdout: string; stderr: string} {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args],
+  const r = spawnSync(process.execPath, ['dist/cli/main.js', ...args],
                       {encoding: 'utf8', env: {...process.env, CONVNORM_WASM_THREADS: '1'}, timeout: 240_000});
   return {status: r.status, stdout: r.stdout, stderr: r.stderr};
 }
@@ -276,7 +276,7 @@ describe('two sweeps over one directory', () => {
   it('never train the same run twice: each run is claimed by one of them', async () => {
     const file = writeGrid('twice', {base: {...TINY, epochs: 1}, grid: {norm: ['bn'], seed: [0, 1, 2]}});
     const start = () => new Promise<string>(resolveRun => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'sweep', file, '--threads', '1'],
+      const child = spawn(process.execPath, ['dist/cli/main.js', 'sweep', file, '--threads', '1'],
                           {stdio: ['ignore', 'pipe', 'ignore']});
       let out = '';
       child.stdout!.on('data', d => (out += d));
@@ -352,7 +352,7 @@ describe('sweeps on a BullMQ queue (a real redis-server)', {skip: redisServer ? 
       const enqueued = await enqueueSweep(sweep, address);
       assert.equal(enqueued.added.length, 4);
       assert.deepEqual((await enqueueSweep(sweep, address)).queued.length, 4, 'enqueueing again adds nothing');
-      const worker = () => spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--queue', url,
+      const worker = () => spawn(process.execPath, ['dist/cli/main.js', 'worker', '--queue', url,
                                                     '--lock-duration', '2000', '--threads', '1'],
                                  {stdio: ['ignore', 'ignore', 'pipe']});
       const a = worker();
