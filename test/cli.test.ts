@@ -34,6 +34,15 @@ describe('the built command (dist/, as npx runs it)', () => {
     assert.equal(result.status, 0, result.stderr);
     for (const command of ['demo', 'isometry', 'train', 'eval', 'attack', 'spectrum', 'gan', 'gan-eval', 'sweep', 'worker', 'serve-demo']) assert.match(result.stdout, new RegExp(`\\b${command}\\b`));
   });
+
+  it('loads the browser driver, jsdom and the queue client only for the commands that use them', () => {
+    // Each takes a second or more to load: --help, and every command that fails its checks, would wait for them.
+    const result = spawnSync(process.execPath, ['--require', './test/helpers/loaded_packages.cjs', 'dist/cli/main.js',
+                                                'train', '--model', 'nope'], {encoding: 'utf8'});
+    assert.equal(result.status, 1);
+    assert.match(result.stderr, /argument 'nope' is invalid/);
+    assert.match(result.stderr, /^loaded packages: $/m);
+  });
 });
 
 describe('convnorm train / eval', () => {

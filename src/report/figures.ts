@@ -7,7 +7,7 @@
  * when none do.
  */
 import * as Plot from '@observablehq/plot';
-import {JSDOM} from 'jsdom';
+import {createRequire} from 'node:module';
 
 import {differingKeys, meanStd, settingsLabel} from './group.js';
 import type {ReportRun} from './read_run.js';
@@ -63,11 +63,19 @@ export function cellMeans(data: Record<string, unknown>[], x: string, y: string)
   }).sort((a, b) => (a.cell < b.cell ? -1 : a.cell > b.cell ? 1 : a.x - b.x));
 }
 
-/** The one jsdom document every plot is drawn on (each plot is serialized at once, nothing is attached to it). */
+/**
+ * The one jsdom document every plot is drawn on (each plot is serialized at
+ * once, nothing is attached to it). jsdom is required on the first plot, not
+ * imported: it takes a second or more to load, and every CLI command imports
+ * this module.
+ */
 let plotDocument: Document | undefined;
 
 function plot(options: Plot.PlotOptions): string {
-  plotDocument ??= new JSDOM('').window.document;
+  if (plotDocument === undefined) {
+    const {JSDOM} = createRequire(import.meta.url)('jsdom') as typeof import('jsdom');
+    plotDocument = new JSDOM('').window.document;
+  }
   return (Plot.plot({...options, document: plotDocument}) as unknown as Element).outerHTML;
 }
 

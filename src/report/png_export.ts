@@ -9,8 +9,6 @@ import {mkdir} from 'node:fs/promises';
 import {join} from 'node:path';
 import {pathToFileURL} from 'node:url';
 
-import {chromium} from 'playwright-core';
-
 /** The browser --png uses: CONVNORM_CHROMIUM, else Debian's. */
 export function chromiumPath(): string {
   return process.env.CONVNORM_CHROMIUM ?? '/usr/bin/chromium';
@@ -36,6 +34,8 @@ export async function writeFigurePngs(htmlPath: string, dir: string, options: {c
   const executablePath = options.chromium ?? chromiumPath();
   checkChromium(executablePath);
   await mkdir(dir, {recursive: true});
+  // Loaded here, not at the top: playwright takes seconds to load, and every CLI command imports this module.
+  const {chromium} = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath, headless: true,
     args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
