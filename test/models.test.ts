@@ -11,13 +11,15 @@ import {NormKind} from '../src/models/blocks.js';
 import {resnet} from '../src/models/resnet.js';
 import {smallCnn} from '../src/models/small_cnn.js';
 import {TrainStep} from '../src/training/step.js';
-import {TEST_BACKENDS, THREADED, useTestBackend} from './helpers/backends.js';
+import {TEST_BACKENDS, useTestBackend, useThreadedWasm} from './helpers/backends.js';
 import {relativeError} from './helpers/numerics.js';
 import {assertFirstOrderDescent} from './helpers/descent.js';
 import {randomTensor} from './helpers/random.js';
 
+useThreadedWasm();
+
 describe('models and the training step (wasm)', () => {
-  before(() => useTestBackend('wasm', {wasmThreads: THREADED}));
+  before(() => useTestBackend('wasm'));
 
   for (const norm of ['bn', 'convnorm', 'convnorm-nobn', 'none'] as NormKind[]) {
     it(`small CNN with ${norm}: a step descends along its gradient; with BN it memorizes a batch; constant tensor count`, () => {
@@ -131,7 +133,7 @@ describe('BatchNorm2D (PyTorch semantics)', () => {
         const grads = tf.grads(f)([x, tf.tensor(gammaValues), tf.tensor(betaValues)]);
         return grads.map(g => g.dataSync());
       });
-      await useTestBackend(backend, {wasmThreads: THREADED});
+      await useTestBackend(backend);
       assert.ok(hasBatchNormKernels(), `no fused BatchNorm kernels on ${backend}`);
       const forwardKernel = tf.getKernel(BATCH_NORM_FORWARD, backend)!;
       if (!fused) tf.unregisterKernel(BATCH_NORM_FORWARD, backend);

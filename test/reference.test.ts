@@ -13,12 +13,14 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {ConvNorm2D, convNorm, ConvNormMethod, convNormSpectrum} from '../src/index.js';
 import {useBackend} from '../src/node/backend.js';
-import {TEST_BACKENDS, THREADED, useTestBackend} from './helpers/backends.js';
+import {TEST_BACKENDS, useTestBackend, useThreadedWasm} from './helpers/backends.js';
 import {caseName, decode} from './helpers/fixtures.js';
 import {assertClose} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
 import {checkLayer, checkOp, Comparisons, NODE_TOLERANCES} from './helpers/reference_checks.js';
 import {loadReference} from './helpers/reference_file.js';
+
+useThreadedWasm();
 
 const TOL = NODE_TOLERANCES.value;
 const ref = loadReference();
@@ -55,7 +57,7 @@ for (const backend of [...TEST_BACKENDS, 'tensorflow'] as const) {
         }
         await useBackend('tensorflow');
       } else {
-        await useTestBackend(backend, {wasmThreads: THREADED});
+        await useTestBackend(backend);
       }
       return true;
     };

@@ -15,15 +15,17 @@ import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_
 import {SimdExports, setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {SimdHelpers} from '../src/node/simd_helpers.js';
 import {collapseTranspose, registerWasmTrainingKernels} from '../src/engine/wasm_kernels.js';
-import {THREADED, useTestBackend} from './helpers/backends.js';
+import {useTestBackend, useThreadedWasm} from './helpers/backends.js';
 import {assertClose} from './helpers/numerics.js';
 import {randomTensor} from './helpers/random.js';
+
+useThreadedWasm();
 
 type Grads = tf.Tensor[];
 
 /** Runs fn on `backend`; on wasm, with the SIMD kernels (checked to be there) or with their fallbacks. */
 async function gradsOn(backend: 'cpu' | 'wasm', fn: () => Grads, simd = true): Promise<Float32Array[]> {
-  await useTestBackend(backend, {wasmThreads: THREADED});
+  await useTestBackend(backend);
   if (backend === 'wasm' && simd) assert.ok(simdKernels(tf.backend()) !== undefined, 'the SIMD module did not load');
   setSimdKernels(simd);
   try {
@@ -244,7 +246,7 @@ describe('wasm Slice, Sum and BatchMatMul match cpu', () => {
 
 describe('the SIMD module', () => {
   it('gives the results of the JS loops it replaces, bit for bit (BatchNorm, depthwise filter gradient, Sum)', async () => {
-    await useTestBackend('wasm', {wasmThreads: THREADED});
+    await useTestBackend('wasm');
     // 13 channels: SIMD lanes plus a remainder; mean 3, std 2 so the BatchNorm pivot matters;
     // over 64K elements, so that the helper threads take their share.
     const run = () => {
@@ -271,7 +273,7 @@ describe('the SIMD module', () => {
 
 describe('SIMD helper threads', () => {
   it('compute their share of a batch of products, and a failing share is an error, not a hang', async () => {
-    await useTestBackend('wasm', {wasmThreads: THREADED});
+    await useTestBackend('wasm');
     const kernels = simdKernels(tf.backend())!;
     // A memory of their own (one 64 KB page), so that the failing job cannot touch tfjs's.
     const memory = new WebAssembly.Memory({initial: 1, maximum: 1, shared: true});
@@ -397,7 +399,7 @@ describe("the Fourier ConvNorm's transform kernels", () => {
       };
       const expected = await gradsOn('cpu', run);
       for (const simd of SIMD) {
-        await useTestBackend('wasm', {wasmThreads: THREADED});
+        await useTestBackend('wasm');
         assert.ok(tf.getKernel(IMAGE_TO_SPECTRUM, 'wasm') !== undefined, 'the transform kernels are not registered');
         const actual = await gradsOn('wasm', run, simd);
         ['output', 'd/dx', 'd/dkernel'].forEach((what, i) => tf.tidy(() =>
