@@ -84,6 +84,29 @@ describe('wasm training kernels match cpu', () => {
   }
 });
 
+describe("a strided convolution's input gradient", () => {
+  it('places its phases with the SIMD module as stacking them does, bit for bit, its images shared between threads', async () => {
+    registerWasmTrainingKernels();
+    // 40 channels (under 64): the phases' correlations run on XNNPACK either way, so only the
+    // placement differs. 8 images of 33 x 31 x 40 (over 64K floats per phase: the helpers take a share);
+    // 1x1 at stride 2 and 3 leaves phases that no tap reaches.
+    for (const [k, stride, depthwise] of [[3, 2, false], [1, 2, false], [1, 3, false], [2, 3, false], [3, 2, true],
+                                          [1, 3, true]] as const) {
+      const run = () => {
+        const x = randomTensor([8, 33, 31, 40], 81 + k) as tf.Tensor4D;
+        const filter = randomTensor([k, k, 40, depthwise ? 1 : 24], 82 + stride) as tf.Tensor4D;
+        const y = (a: tf.Tensor) => depthwise ? tf.depthwiseConv2d(a as tf.Tensor4D, filter, stride, 'same')
+                                              : tf.conv2d(a as tf.Tensor4D, filter, stride, 'same');
+        return [tf.grad(a => tf.sum(tf.mul(y(a), randomTensor(y(x).shape, 83))))(x)];
+      };
+      const [placed] = await gradsOn('wasm', run, true);
+      const [stacked] = await gradsOn('wasm', run, false);
+      assert.ok(placed.some(v => v !== 0), 'the gradient is all zeros');
+      assert.deepEqual(placed, stacked, `${k}x${k} stride ${stride}${depthwise ? ' depthwise' : ''}`);
+    }
+  });
+});
+
 describe('wasm MaxPoolGrad matches cpu', () => {
   it('with ties, a NaN, overlapping windows and padding, its images shared between threads', async () => {
     registerWasmTrainingKernels();

@@ -77,43 +77,52 @@ function phaseTaps(r: number, pad: number, stride: number, k: number): {first: n
  * depthwise conv) and so as fast as one. At stride s > 1 each of the s x s
  * phases of dx (rows s u + r) is its own stride-1 correlation with every
  * s-th tap, interleaved afterwards: correlating the zero-dilated dy with the
- * whole kernel would cost s^2 times the arithmetic.
+ * whole kernel would cost s^2 times the arithmetic. The SIMD module places
+ * the phases in dx in one pass (a phase no tap reaches as zeros, without a
+ * tensor of them); without it they are stacked and cropped, in four.
  */
 function inputGradient(dy: tf.Tensor4D, flippedFilter: Filter, inputShape: number[],
-                       info: tf.backend_util.Conv2DInfo, depthwise: boolean): tf.Tensor4D {
+                       info: tf.backend_util.Conv2DInfo, depthwise: boolean, backend: tf.KernelBackend): tf.Tensor4D {
   const {strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, padInfo} = info;
   const [n, h, w] = inputShape;
   // Channels of the correlation's output: the input's (times the multiplier, depthwise).
   const c = depthwise ? flippedFilter.shape[2] * flippedFilter.shape[3] : flippedFilter.shape[3];
   const correlate = (x: tf.Tensor4D, f: tf.Tensor4D, pad: 'valid' | tf.backend_util.ExplicitPadding = 'valid') =>
     depthwise ? tf.depthwiseConv2d(x, f, 1, pad) : tf.conv2d(x, f, 1, pad);
+  /** Phase (rh, rw): [n, ceil((h - rh) / sh), ceil((w - rw) / sw), c], or null where no tap reaches it. */
+  const phaseOf = (rh: number, rw: number): tf.Tensor4D | null => {
+    const [th, tw] = [phaseTaps(rh, padInfo.top, sh, kh), phaseTaps(rw, padInfo.left, sw, kw)];
+    const [uCount, vCount] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+    if (th.count === 0 || tw.count === 0 || uCount === 0 || vCount === 0) return null;
+    const taps = everyNthTap(flippedFilter, th.first, tw.first, sh, sw);
+    const pads = [-th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
+                  -tw.offset, vCount + tw.offset + tw.count - 1 - dy.shape[2]] as const;
+    // Padding only (no crop) goes to the convolution itself, which pads as it reads (XNNPACK's,
+    // for depthwise and few channels) or in one pass of its own: a separate PadV2 is a pass more.
+    return pads.every(v => v >= 0)
+      ? correlate(dy, taps, [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]])
+      : correlate(padSpatial(dy, ...pads), taps);
+  };
+  if (sh === 1 && sw === 1) return phaseOf(0, 0) ?? tf.zeros([n, h, w, c]);
+  const simd = simdKernels(backend);
+  if (simd !== undefined) {
+    const wasm = backend as unknown as WasmBackend;
+    const phases = Array.from({length: sh * sw}, (_, p) => phaseOf(Math.floor(p / sw), p % sw));
+    const dx = wasm.makeOutput([n, h, w, c], 'float32');
+    phases.forEach((phase, p) => {
+      const [rh, rw] = [Math.floor(p / sw), p % sw];
+      const [u, v] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+      simd.parallel('place_phase', [phase === null ? 0 : heapOffset(wasm, phase), heapOffset(wasm, dx), h, w, c, u, v,
+                                    rh, rw, sh, sw], n, n * u * v * c);
+    });
+    return tensorOf(dx) as tf.Tensor4D;
+  }
   const rowsPerPhase = Math.ceil(h / sh);
   const colsPerPhase = Math.ceil(w / sw);
-  const rows: tf.Tensor4D[][] = [];
-  for (let rh = 0; rh < sh; rh++) {
-    const th = phaseTaps(rh, padInfo.top, sh, kh);
-    const uCount = Math.ceil((h - rh) / sh);
-    rows.push([]);
-    for (let rw = 0; rw < sw; rw++) {
-      const tw = phaseTaps(rw, padInfo.left, sw, kw);
-      const vCount = Math.ceil((w - rw) / sw);
-      let phase: tf.Tensor4D;
-      if (th.count === 0 || tw.count === 0 || uCount === 0 || vCount === 0) {
-        phase = tf.zeros([n, uCount, vCount, c]);
-      } else {
-        const taps = everyNthTap(flippedFilter, th.first, tw.first, sh, sw);
-        const pads = [-th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
-                      -tw.offset, vCount + tw.offset + tw.count - 1 - dy.shape[2]] as const;
-        // Padding only (no crop) goes to the convolution itself, which pads as it reads (XNNPACK's,
-        // for depthwise and few channels) or in one pass of its own: a separate PadV2 is a pass more.
-        phase = pads.every(v => v >= 0)
-          ? correlate(dy, taps, [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]])
-          : correlate(padSpatial(dy, ...pads), taps);
-      }
-      if (sh === 1 && sw === 1) return phase;
-      rows[rh].push(padSpatial(phase, 0, rowsPerPhase - uCount, 0, colsPerPhase - vCount));
-    }
-  }
+  const rows = Array.from({length: sh}, (_, rh) => Array.from({length: sw}, (_, rw) => {
+    const [u, v] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+    return padSpatial(phaseOf(rh, rw) ?? tf.zeros([n, u, v, c]), 0, rowsPerPhase - u, 0, colsPerPhase - v);
+  }));
   const interleaved = tf.stack(rows.map(phases => tf.stack(phases, 3)), 2);
   return tf.slice(tf.reshape(interleaved, [n, rowsPerPhase * sh, colsPerPhase * sw, c]), 0, [n, h, w, c]) as
     tf.Tensor4D;
@@ -171,14 +180,15 @@ function everyNthTap({values, shape: [kh, kw, a, b]}: Filter, first: number, fir
   return tf.tensor4d(out, [rows, cols, a, b]);
 }
 
-function conv2DBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+function conv2DBackpropInput({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap;
+                                                         backend: tf.KernelBackend}): Info {
   const {strides, pad, dimRoundingMode, inputShape} = convGradAttrs(attrs);
   return tf.tidy(() => {
     const dy = input4d(inputs, 'dy');
     const filter = input4d(inputs, 'filter');
     const info = tf.backend_util.computeConv2DInfo(inputShape, filter.shape, strides, 1, pad, dimRoundingMode);
     const flipped = flipFilter(filter, true);
-    return inputGradient(dy, flipped, inputShape, info, false);
+    return inputGradient(dy, flipped, inputShape, info, false, backend);
   });
 }
 
@@ -195,7 +205,7 @@ function filterGradientChunk(wo: number, co: number): number {
 /**
  * The filter gradient: the SIMD module's kernel, reading x and dy in place
  * (ResNet-18's layers at batch 128: 1.4 s against 2.7 s for the XNNPACK
- * composition below, scratch/cfg.ts), or that composition without the module.
+ * composition below), or that composition without the module.
  */
 function conv2DBackpropFilter({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap;
                                                          backend: tf.KernelBackend}): Info {
@@ -236,7 +246,8 @@ function checkNoDilation(dilations: number | [number, number] | undefined, kerne
   }
 }
 
-function depthwiseBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap}): Info {
+function depthwiseBackpropInput({inputs, attrs, backend}: {inputs: tf.NamedTensorInfoMap; attrs?: tf.NamedAttrMap;
+                                                            backend: tf.KernelBackend}): Info {
   const {strides, dilations, pad, dimRoundingMode, inputShape} = convGradAttrs(attrs);
   checkNoDilation(dilations, 'DepthwiseConv2dNativeBackpropInput');
   return tf.tidy(() => {
@@ -247,7 +258,8 @@ function depthwiseBackpropInput({inputs, attrs}: {inputs: tf.NamedTensorInfoMap;
     // Each of the C*M output channels comes from one input channel: correlate each with its own
     // flipped filter, then add the M channels that share an input.
     const flipped = flipFilter(filter, false);
-    const perOutput = inputGradient(dy, {values: flipped.values, shape: [kh, kw, c * m, 1]}, inputShape, info, true);
+    const perOutput = inputGradient(dy, {values: flipped.values, shape: [kh, kw, c * m, 1]}, inputShape, info, true,
+                                    backend);
     if (m === 1) return perOutput;
     const [n, h, w] = inputShape;
     return tf.sum(tf.reshape(perOutput, [n, h, w, c, m]), 4);
@@ -756,7 +768,7 @@ function withExplicitPadding(args: Parameters<tf.KernelFunc>[0], depthwise: bool
  * without bias), on the SIMD module when x has at least 64 channels: x is
  * padded (one PadV2 pass) and the convolution runs as the product of the
  * implicit window matrix with the filter, its output positions shared with the
- * helpers in blocks of 64. ResNet-18's layers at batch 128 (scratch/cfwd.ts):
+ * helpers in blocks of 64. ResNet-18's layers at batch 128:
  * 64 to 512 channels 25-51 GFLOP/s against XNNPACK's 22-39; with 3 to 32
  * channels XNNPACK is faster (the taps' channel loops are too short), and it
  * also takes other dtypes, NCHW, dilation, a bias or activation to fuse, and

@@ -194,6 +194,35 @@ void depthwise_filter(const float* x, const float* dy, int h, int w, int c, int 
   }
 }
 
+// One phase of a strided convolution's input gradient placed into dx [n, h, w, c], images
+// first..last-1: phase [n, u, v, c] (its rows sh y + rh, columns sw x + rw of dx, every one inside
+// dx) copied there, or zeros where phase is 0 (no tap of the filter reaches those positions).
+// The sh x sw phases, one call each, fill dx in one pass between them, where stacking them
+// (tf.stack twice, then a crop) took four.
+EXPORT(place_phase)
+void place_phase(const float* phase, float* dx, int h, int w, int c, int u, int v, int rh, int rw, int sh, int sw,
+                 int first, int last) {
+  v128_t zero = wasm_f32x4_splat(0);
+  for (int i = first; i < last; i++) {
+    for (int y = 0; y < u; y++) {
+      float* row = dx + (((long)i * h + (long)sh * y + rh) * w + rw) * c;
+      const float* from = phase == 0 ? 0 : phase + ((long)i * u + y) * v * c;
+      for (int x = 0; x < v; x++) {
+        float* to = row + (long)sw * x * c;
+        int k = 0;
+        if (from == 0) {
+          for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, zero);
+          for (; k < c; k++) to[k] = 0;
+        } else {
+          const float* at = from + (long)x * c;
+          for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, wasm_v128_load(at + k));
+          for (; k < c; k++) to[k] = at[k];
+        }
+      }
+    }
+  }
+}
+
 // MaxPool's gradient, images first..last-1 (NHWC, unpadded x [h, w, c] per image, dy and the
 // pooled output [ho, wo, c]): each window's dy goes to the window's first maximum in row-major
 // order, which is where tfjs's kernels put it (a NaN is never the maximum; a window of NaNs
