@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import {ChildProcess, spawn, spawnSync} from 'node:child_process';
-import {existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
+import {cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs';
 import {createServer} from 'node:net';
 import os from 'node:os';
 import {join} from 'node:path';
@@ -9,6 +9,7 @@ import {after, describe, it} from 'node:test';
 import {QueueEvents} from 'bullmq';
 
 import {canonicalJson} from '../src/common/canonical_json.js';
+import {summaryMarkdown} from '../src/cli/sweep.js';
 import {buildReport} from '../src/report/page.js';
 import {checkGrid, expandGrid} from '../src/sweep/grid.js';
 import {checkQueue, enqueueSweep, parseQueueUrl, queueStatus, waitForSweep} from '../src/sweep/queue.js';
@@ -137,6 +138,21 @@ describe('sweep grids', () => {
     for (const core of ['cifar-noise', 'cifar-asymmetric', 'cifar-scarcity']) {
       const missing = loadSweep(`studies/label-noise/${core}.json`).runs.filter(r => !full.has(key(r)));
       assert.deepEqual(missing.map(r => r.name), [], core);
+    }
+  });
+
+  it("the committed run records of each study grid give its committed summary and table", () => {
+    // results/sweeps/<grid>: the grid's sweep.json and the status files of its finished runs, which
+    // hold each run's results (a sweep directory without the run directories).
+    const results = 'studies/label-noise/results';
+    const grids = readdirSync(join(results, 'sweeps'));
+    assert.ok(grids.length >= 1);
+    for (const grid of grids) {
+      const dir = join(root, `records-${grid}`);
+      cpSync(join(results, 'sweeps', grid), dir, {recursive: true});
+      const summary = summarize(loadSweep(`studies/label-noise/${grid}.json`, {sweepDir: dir}));
+      assert.deepEqual(summary, JSON.parse(readFileSync(join(results, `${grid}.json`), 'utf8')), grid);
+      assert.equal(summaryMarkdown(summary), readFileSync(join(results, `${grid}.md`), 'utf8'), grid);
     }
   });
 
