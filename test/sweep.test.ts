@@ -13,7 +13,8 @@ import {summaryMarkdown} from '../src/cli/sweep.js';
 import {buildReport} from '../src/report/page.js';
 import {checkGrid, expandGrid} from '../src/sweep/grid.js';
 import {checkQueue, enqueueSweep, parseQueueUrl, queueStatus, waitForSweep} from '../src/sweep/queue.js';
-import {runResult, summarize} from '../src/sweep/results.js';
+import {compareCells, parseReference} from '../src/sweep/compare.js';
+import {runResult, summarize, SweepSummary} from '../src/sweep/results.js';
 import {runLocalSweep} from '../src/sweep/runner.js';
 import {slurmScript} from '../src/sweep/slurm.js';
 import {checkSweepDir, loadSweep, prepareSweepDir, runDirOf, writeStatus} from '../src/sweep/sweep_dir.js';
@@ -163,6 +164,51 @@ describe('sweep grids', () => {
     assert.match(script, /^#SBATCH --cpus-per-task=2$/m);
     assert.match(script, /^# {3}4: norm=convnorm,seed=1$/m);
     assert.match(script, /npx convnorm sweep '\/g\/slurm\.json' --sweep-dir '.*slurm' --threads 2 --run-index "\$SLURM_ARRAY_TASK_ID"$/m);
+  });
+});
+
+describe('sweep comparisons', () => {
+  const cell = (settings: Record<string, string | number>, values: number[]) => ({
+    settings, runs: values.length, unfinished: 0, seeds: values.map((_, i) => i),
+    testTop1: {mean: values.reduce((a, b) => a + b, 0) / values.length, std: null, values},
+  });
+  const summary: SweepSummary = {cells: [
+    cell({norm: 'bn', noise: 0.4}, [0.5, 0.6, 0.7]),
+    cell({norm: 'convnorm', noise: 0.4}, [0.8, 0.9]),
+    cell({norm: 'bn', ocnnLambda: 0.01, noise: 0.4}, [0.84, 0.86]),
+    cell({norm: 'sn', noise: 0.4}, [0.2, 0.3, 0.25]),
+    cell({norm: 'oni', noise: 0.4}, [0.7]),
+    cell({norm: 'bn', noise: 0.8}, [0.3, 0.35]),
+  ]};
+
+  it('puts each cell against the reference cell of its other settings: difference and Welch standard errors', () => {
+    const byOther = new Map(compareCells(summary, {axis: 'norm', value: 'convnorm'})
+      .map(c => [JSON.stringify(c.other), c]));
+    // Expected standard errors by hand: sqrt(s1²/n1 + s2²/n2) with the sample variances.
+    const bn = byOther.get('{"norm":"bn"}')!;
+    assert.deepEqual(bn.shared, {noise: 0.4});
+    assert.ok(Math.abs(bn.difference - 0.25) < 1e-12);
+    assert.ok(Math.abs(bn.standardError! - 0.07637626158259732) < 1e-12);
+    assert.ok(Math.abs(bn.standardErrors! - 3.273268353539888) < 1e-9);
+    assert.equal(bn.verdict, 'ahead');
+    // The OCNN cell (a setting the reference lacks) still finds ConvNorm at 40 %.
+    const ocnn = byOther.get('{"norm":"bn","ocnnLambda":0.01}')!;
+    assert.ok(Math.abs(ocnn.standardErrors!) < 1e-9);
+    assert.equal(ocnn.verdict, 'inconclusive');
+    assert.ok(Math.abs(byOther.get('{"norm":"sn"}')!.standardErrors! - 10.392304845413266) < 1e-9);
+    assert.equal(byOther.get('{"norm":"oni"}')!.verdict, 'too few runs');
+    // BN at 80 % has no ConvNorm cell to meet.
+    assert.equal(byOther.size, 4);
+    assert.equal(compareCells(summary, {axis: 'norm', value: 'convnorm', threshold: 4}).find(c => c.other.norm === 'bn'
+      && c.other.ocnnLambda === undefined)!.verdict, 'inconclusive');
+  });
+
+  it('refuses a reference no cell has, and text that is not axis=value', () => {
+    assert.throws(() => compareCells(summary, {axis: 'norm', value: 'oni2'}), /no cell of this sweep has norm=oni2 \(its norm values: bn, convnorm, sn, oni\)/);
+    assert.throws(() => compareCells(summary, {axis: 'nrm', value: 'bn'}), /it has no axis nrm/);
+    assert.throws(() => parseReference('norm'), /--versus takes axis=value/);
+    assert.deepEqual(parseReference('noise=0.4'), {axis: 'noise', value: 0.4});
+    assert.deepEqual(parseReference('norm=convnorm'), {axis: 'norm', value: 'convnorm'});
   });
 });
 

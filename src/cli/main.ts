@@ -323,6 +323,8 @@ program.command('sweep')
   .addOption(new Option('--summary', 'per cell (settings without the seed): runs and mean ± std of the clean test ' +
                         'top-1 (and at the best validation epoch, with a validation split)').default(false))
   .addOption(new Option('--json <file>', 'with --summary: also write it to this file'))
+  .addOption(new Option('--versus <axis=value>', 'with --summary: each cell against the cell with this value ' +
+                        '(e.g. norm=convnorm) and otherwise its settings: difference and standard errors'))
   .addOption(new Option('--markdown <file>', 'with --summary: also write it as a markdown table'))
   .addOption(new Option('--print-slurm', 'print a SLURM job-array script, one task per run').default(false))
   .addOption(new Option('--run-index <i>', 'train only the i-th run (0-based, the order of --status)')

@@ -7,7 +7,8 @@ import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import type {BackendName} from '../node/backend.js';
 import {formatTable} from '../report/table.js';
 import {runLocalSweep} from '../sweep/runner.js';
-import {formatMeanStd, MeanStd} from '../report/group.js';
+import {formatMeanStd, MeanStd, meanStd} from '../report/group.js';
+import {CellComparison, compareCells, parseReference} from '../sweep/compare.js';
 import {summarize, SweepSummary} from '../sweep/results.js';
 import {checkSweepDir, loadSweep, runState, Sweep} from '../sweep/sweep_dir.js';
 import {slurmScript} from '../sweep/slurm.js';
@@ -22,6 +23,8 @@ export interface SweepCommandOptions {
   summary: boolean;
   json?: string;
   markdown?: string;
+  /** With summary: `axis=value`, the cells to compare every other cell against. */
+  versus?: string;
   printSlurm: boolean;
   runIndex?: number;
   backend?: BackendName;
@@ -62,6 +65,22 @@ export function summaryMarkdown(summary: SweepSummary): string {
   return [line(headers), line(headers.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
 }
 
+/** The comparisons as a text table: the reference's lead over each other cell. */
+export function formatComparisons(comparisons: CellComparison[], reference: string): string {
+  const keys = [...new Set(comparisons.flatMap(c => Object.keys(c.shared)))];
+  const stat = (values: number[]) => `${percent(meanStd(values))} (${values.length})`;
+  const rows = comparisons.map(c => [
+    ...keys.map(k => String(c.shared[k] ?? '')),
+    Object.entries(c.other).map(([k, v]) => `${k}=${v}`).join(', '),
+    stat(c.reference), stat(c.values),
+    `${c.difference >= 0 ? '+' : ''}${(100 * c.difference).toFixed(2)}`,
+    c.standardErrors === null ? '-' : `${c.standardErrors >= 0 ? '+' : ''}${c.standardErrors.toFixed(2)}`,
+    c.verdict,
+  ]);
+  return formatTable([...keys, 'other', `${reference} % (runs)`, 'other % (runs)', 'difference (points)',
+                      'standard errors', `${reference}`], rows);
+}
+
 async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<void> {
   let rows: string[][];
   if (queueUrl !== undefined) {
@@ -89,7 +108,10 @@ async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<
 export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Promise<void> {
   const modes = [o.status, o.summary, o.printSlurm, o.runIndex !== undefined].filter(Boolean).length;
   if (modes > 1) throw new Error('--status, --summary, --print-slurm and --run-index exclude each other');
-  if ((o.json !== undefined || o.markdown !== undefined) && !o.summary) throw new Error('--json and --markdown go with --summary');
+  if ((o.json !== undefined || o.markdown !== undefined || o.versus !== undefined) && !o.summary) {
+    throw new Error('--json, --markdown and --versus go with --summary');
+  }
+  const reference = o.versus === undefined ? undefined : parseReference(o.versus);
   if (o.wait && o.queue === undefined) throw new Error('--wait goes with --queue');
   if (o.queue !== undefined && (o.runIndex !== undefined || o.printSlurm)) {
     throw new Error('--queue does not go with --run-index or --print-slurm');
@@ -100,7 +122,12 @@ export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Pr
   if (o.summary) {
     for (const file of [o.json, o.markdown]) if (file !== undefined) await checkParentDirectory(file);
     const summary = summarize(sweep);
+    const comparisons = reference === undefined ? undefined : compareCells(summary, reference);
     console.log(formatSummary(summary));
+    if (comparisons !== undefined) {
+      console.log(`\n${o.versus} against each other cell (mean test top-1; standard errors of the difference, ` +
+                  'sqrt(s1²/n1 + s2²/n2); ahead or behind beyond 2 of them):\n' + formatComparisons(comparisons, o.versus!));
+    }
     if (o.json !== undefined) await writeAtomic(o.json, JSON.stringify(summary, null, 2) + '\n');
     if (o.markdown !== undefined) await writeAtomic(o.markdown, summaryMarkdown(summary));
     for (const file of [o.json, o.markdown]) if (file !== undefined) console.log(`\nSummary written to ${file}`);
