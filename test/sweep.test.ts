@@ -209,6 +209,17 @@ describe('sweep comparisons', () => {
     assert.throws(() => parseReference('norm'), /--versus takes axis=value/);
     assert.deepEqual(parseReference('noise=0.4'), {axis: 'noise', value: 0.4});
     assert.deepEqual(parseReference('norm=convnorm'), {axis: 'norm', value: 'convnorm'});
+    const grid = 'studies/label-noise/cifar-asymmetric.json';
+    const records = ['--sweep-dir', 'studies/label-noise/results/sweeps/cifar-asymmetric'];
+    for (const [args, message] of [[['--versus', 'norm=convnorm'], /--versus go with --summary/],
+                                   [['--summary', '--versus', 'norm=bnn'], /no cell of this sweep has norm=bnn/]] as const) {
+      const {status, stderr} = cli('sweep', grid, ...records, ...args);
+      assert.notEqual(status, 0, args.join(' '));
+      assert.match(stderr, message);
+    }
+    const {status, stdout} = cli('sweep', grid, ...records, '--summary', '--versus', 'norm=convnorm');
+    assert.equal(status, 0);
+    assert.match(stdout, /^0\.4 +norm=oni +49\.24 ± 0\.36 \(5\) +51\.80 ± 1\.08 \(3\) +-2\.56 +-3\.97 +behind$/m);
   });
 });
 
