@@ -143,8 +143,8 @@ describe('sweep grids', () => {
   });
 
   it("the committed run records of each study grid give its committed summary and table", () => {
-    // results/sweeps/<grid>: the grid's sweep.json and the status files of its finished runs, which
-    // hold each run's results (a sweep directory without the run directories).
+    // results/sweeps/<grid>/status: the status files of the grid's finished runs, which hold each
+    // run's results (a sweep directory without its run directories and sweep.json).
     const results = 'studies/label-noise/results';
     const grids = readdirSync(join(results, 'sweeps'));
     assert.ok(grids.length >= 1);

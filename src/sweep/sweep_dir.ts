@@ -65,7 +65,8 @@ export function checkSweepDir(sweep: Sweep): void {
   if (!statSync(dir).isDirectory()) throw new Error(`the sweep directory ${dir} is a file`);
   const stored = storedGrid(dir);
   if (stored === undefined) {
-    if (readdirSync(dir).length > 0) {
+    // Status files alone (a study's committed run records) make a sweep directory in the making.
+    if (readdirSync(dir).some(entry => entry !== STATUS_DIR && entry !== LOGS_DIR)) {
       throw new Error(`${dir} is not empty and holds no ${SWEEP_FILE}: not a sweep directory; name another with --sweep-dir`);
     }
     return;
