@@ -10,6 +10,7 @@ import {QueueEvents} from 'bullmq';
 
 import {canonicalJson} from '../src/common/canonical_json.js';
 import {summaryMarkdown} from '../src/cli/sweep.js';
+import {meanStd} from '../src/report/group.js';
 import {buildReport} from '../src/report/page.js';
 import {checkGrid, expandGrid} from '../src/sweep/grid.js';
 import {checkQueue, enqueueSweep, parseQueueUrl, queueStatus, waitForSweep} from '../src/sweep/queue.js';
@@ -169,8 +170,7 @@ describe('sweep grids', () => {
 
 describe('sweep comparisons', () => {
   const cell = (settings: Record<string, string | number>, values: number[]) => ({
-    settings, runs: values.length, unfinished: 0, seeds: values.map((_, i) => i),
-    testTop1: {mean: values.reduce((a, b) => a + b, 0) / values.length, std: null, values},
+    settings, runs: values.length, unfinished: 0, seeds: values.map((_, i) => i), testTop1: meanStd(values),
   });
   const summary: SweepSummary = {cells: [
     cell({norm: 'bn', noise: 0.4}, [0.5, 0.6, 0.7]),

@@ -7,7 +7,7 @@ import {checkParentDirectory, writeAtomic} from '../io/file_system.js';
 import type {BackendName} from '../node/backend.js';
 import {formatTable} from '../report/table.js';
 import {runLocalSweep} from '../sweep/runner.js';
-import {formatMeanStd, MeanStd, meanStd} from '../report/group.js';
+import {formatMeanStd, MeanStd} from '../report/group.js';
 import {CellComparison, compareCells, parseReference} from '../sweep/compare.js';
 import {summarize, SweepSummary} from '../sweep/results.js';
 import {checkSweepDir, loadSweep, runState, Sweep} from '../sweep/sweep_dir.js';
@@ -68,11 +68,11 @@ export function summaryMarkdown(summary: SweepSummary): string {
 /** The comparisons as a text table: the reference's lead over each other cell. */
 export function formatComparisons(comparisons: CellComparison[], reference: string): string {
   const keys = [...new Set(comparisons.flatMap(c => Object.keys(c.shared)))];
-  const stat = (values: number[]) => `${percent(meanStd(values))} (${values.length})`;
+  const stat = (top1: MeanStd) => `${percent(top1)} (${top1.values.length})`;
   const rows = comparisons.map(c => [
     ...keys.map(k => String(c.shared[k] ?? '')),
     Object.entries(c.other).map(([k, v]) => `${k}=${v}`).join(', '),
-    stat(c.reference), stat(c.values),
+    stat(c.referenceTop1), stat(c.otherTop1),
     `${c.difference >= 0 ? '+' : ''}${(100 * c.difference).toFixed(2)}`,
     c.standardErrors === null ? '-' : `${c.standardErrors >= 0 ? '+' : ''}${c.standardErrors.toFixed(2)}`,
     c.verdict,

@@ -89,10 +89,12 @@ function inputGradient(dy: tf.Tensor4D, flippedFilter: Filter, inputShape: numbe
   const c = depthwise ? flippedFilter.shape[2] * flippedFilter.shape[3] : flippedFilter.shape[3];
   const correlate = (x: tf.Tensor4D, f: tf.Tensor4D, pad: 'valid' | tf.backend_util.ExplicitPadding = 'valid') =>
     depthwise ? tf.depthwiseConv2d(x, f, 1, pad) : tf.conv2d(x, f, 1, pad);
-  /** Phase (rh, rw): [n, ceil((h - rh) / sh), ceil((w - rw) / sw), c], or null where no tap reaches it. */
+  /** Rows and columns of dx in phase (rh, rw). */
+  const sizeOf = (rh: number, rw: number) => [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+  /** Phase (rh, rw): [n, ...sizeOf(rh, rw), c], or null where no tap reaches it. */
   const phaseOf = (rh: number, rw: number): tf.Tensor4D | null => {
     const [th, tw] = [phaseTaps(rh, padInfo.top, sh, kh), phaseTaps(rw, padInfo.left, sw, kw)];
-    const [uCount, vCount] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+    const [uCount, vCount] = sizeOf(rh, rw);
     if (th.count === 0 || tw.count === 0 || uCount === 0 || vCount === 0) return null;
     const taps = everyNthTap(flippedFilter, th.first, tw.first, sh, sw);
     const pads = [-th.offset, uCount + th.offset + th.count - 1 - dy.shape[1],
@@ -107,20 +109,21 @@ function inputGradient(dy: tf.Tensor4D, flippedFilter: Filter, inputShape: numbe
   const simd = simdKernels(backend);
   if (simd !== undefined) {
     const wasm = backend as unknown as WasmBackend;
-    const phases = Array.from({length: sh * sw}, (_, p) => phaseOf(Math.floor(p / sw), p % sw));
     const dx = wasm.makeOutput([n, h, w, c], 'float32');
-    phases.forEach((phase, p) => {
-      const [rh, rw] = [Math.floor(p / sw), p % sw];
-      const [u, v] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
-      simd.parallel('place_phase', [phase === null ? 0 : heapOffset(wasm, phase), heapOffset(wasm, dx), h, w, c, u, v,
-                                    rh, rw, sh, sw], n, n * u * v * c);
-    });
+    for (let rh = 0; rh < sh; rh++) {
+      for (let rw = 0; rw < sw; rw++) {
+        const phase = phaseOf(rh, rw);
+        const [u, v] = sizeOf(rh, rw);
+        simd.parallel('place_phase', [phase === null ? 0 : heapOffset(wasm, phase), heapOffset(wasm, dx), h, w, c, u,
+                                      v, rh, rw, sh, sw], n, n * u * v * c);
+      }
+    }
     return tensorOf(dx) as tf.Tensor4D;
   }
   const rowsPerPhase = Math.ceil(h / sh);
   const colsPerPhase = Math.ceil(w / sw);
   const rows = Array.from({length: sh}, (_, rh) => Array.from({length: sw}, (_, rw) => {
-    const [u, v] = [Math.ceil((h - rh) / sh), Math.ceil((w - rw) / sw)];
+    const [u, v] = sizeOf(rh, rw);
     return padSpatial(phaseOf(rh, rw) ?? tf.zeros([n, u, v, c]), 0, rowsPerPhase - u, 0, colsPerPhase - v);
   }));
   const interleaved = tf.stack(rows.map(phases => tf.stack(phases, 3)), 2);

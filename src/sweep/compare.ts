@@ -6,7 +6,8 @@
  * Beyond `threshold` standard errors the reference is ahead or behind;
  * within, the difference is inconclusive at this number of seeds.
  */
-import type {SummaryCell, SweepSummary} from './results.js';
+import type {MeanStd} from '../report/group.js';
+import type {SweepSummary} from './results.js';
 
 type Setting = string | number | boolean;
 
@@ -15,9 +16,9 @@ export interface CellComparison {
   shared: Record<string, Setting>;
   /** What sets the other cell apart: its value of the axis, and any setting the reference cell lacks. */
   other: Record<string, Setting>;
-  /** Runs and test top-1 values of the reference cell, then of the other. */
-  reference: number[];
-  values: number[];
+  /** The test top-1 of the reference cell's runs, and of the other's. */
+  referenceTop1: MeanStd;
+  otherTop1: MeanStd;
   /** Reference mean minus the other's, a fraction. */
   difference: number;
   /** The difference's standard error; null where a cell has fewer than two runs. */
@@ -45,15 +46,6 @@ export function parseReference(text: string): {axis: string; value: Setting} {
   return {axis: match[1], value};
 }
 
-function finishedValues(cell: SummaryCell): number[] {
-  return cell.testTop1?.values ?? [];
-}
-
-function variance(values: number[]): number {
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  return values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1);
-}
-
 /**
  * Every cell whose `axis` is not `value` against the one reference cell
  * (axis = value) that holds all its other settings; a cell with no such
@@ -75,19 +67,19 @@ export function compareCells(summary: SweepSummary, options: CompareOptions): Ce
     const matches = references.filter(r => Object.entries(r.settings)
       .every(([k, v]) => k === axis || cell.settings[k] === v));
     if (matches.length !== 1) continue;
-    const reference = matches[0];
-    const [a, b] = [finishedValues(reference), finishedValues(cell)];
-    if (a.length === 0 || b.length === 0) continue;
-    const shared = Object.fromEntries(Object.entries(reference.settings).filter(([k]) => k !== axis));
+    const [a, b] = [matches[0].testTop1, cell.testTop1];
+    if (a === null || b === null) continue;
+    const shared = Object.fromEntries(Object.entries(matches[0].settings).filter(([k]) => k !== axis));
     const other = Object.fromEntries(Object.entries(cell.settings).filter(([k]) => !(k in shared)));
-    const difference = reference.testTop1!.mean - cell.testTop1!.mean;
-    const standardError = a.length < 2 || b.length < 2 ? null
-      : Math.sqrt(variance(a) / a.length + variance(b) / b.length);
+    const difference = a.mean - b.mean;
+    // A single run's std is null: no standard error then.
+    const standardError = a.std === null || b.std === null ? null
+      : Math.sqrt(a.std ** 2 / a.values.length + b.std ** 2 / b.values.length);
     const standardErrors = standardError === null ? null
       : standardError === 0 ? (difference === 0 ? 0 : Math.sign(difference) * Infinity) : difference / standardError;
     const verdict = standardErrors === null ? 'too few runs'
       : standardErrors > threshold ? 'ahead' : standardErrors < -threshold ? 'behind' : 'inconclusive';
-    comparisons.push({shared, other, reference: a, values: b, difference, standardError, standardErrors, verdict});
+    comparisons.push({shared, other, referenceTop1: a, otherTop1: b, difference, standardError, standardErrors, verdict});
   }
   return comparisons;
 }
