@@ -230,8 +230,10 @@ describe('sweep results', () => {
     const who = {host: 'elsewhere', pid: 1};
     const top1 = {'norm=bn,seed=0': 0.5, 'norm=bn,seed=1': 0.6, 'norm=bn,seed=2': 0.7, 'norm=convnorm,seed=0': 0.81,
                   'norm=convnorm,seed=2': 0.84} as Record<string, number>;
-    for (const [name, testTop1] of Object.entries(top1)) {
-      await writeStatus(sweep, name, {state: 'done', ...who, result: {epochs: 3, testTop1}});
+    // Run times for all but one finished run (records from before they were kept have none).
+    const seconds = [1500, 2000, undefined, 130, 40];
+    for (const [i, [name, testTop1]] of Object.entries(top1).entries()) {
+      await writeStatus(sweep, name, {state: 'done', ...who, result: {epochs: 3, testTop1, seconds: seconds[i]}});
     }
     await writeStatus(sweep, 'norm=convnorm,seed=1', {state: 'failed', ...who, error: 'out of memory'});
     const {cells} = summarize(sweep);
@@ -254,6 +256,8 @@ describe('sweep results', () => {
     const listed = cli('sweep', join(root, 'summary.json'), '--status');
     assert.match(listed.stdout, /norm=convnorm,seed=1 +failed +out of memory/);
     assert.match(listed.stdout, /6 runs: 5 done, 0 running, 0 pending, 1 failed/);
+    // 3670 s summed: 61.2 minutes.
+    assert.match(listed.stdout, /run time of the 4 finished runs that record it: 1 h 01 min, summed \(1 finished earlier without it\)/);
   });
 
   it('with a validation split, summarizes the best validation top-1 and the test top-1 at that epoch', async () => {
@@ -298,13 +302,15 @@ describe('sweep results', () => {
   it('takes the test top-1 at the best validation epoch, never choosing by the test set', () => {
     const dir = join(root, 'val-run');
     mkdirSync(dir);
-    const records = [{epoch: 1, testTop1: 0.5, testSetTop1: 0.45}, {epoch: 2, testTop1: 0.7, testSetTop1: 0.6},
-                     {epoch: 3, testTop1: 0.7, testSetTop1: 0.9}, {epoch: 4, testTop1: 0.65, testSetTop1: 0.62}];
+    const records = [{epoch: 1, testTop1: 0.5, testSetTop1: 0.45, seconds: 10.5},
+                     {epoch: 2, testTop1: 0.7, testSetTop1: 0.6, seconds: 12},
+                     {epoch: 3, testTop1: 0.7, testSetTop1: 0.9, seconds: 11.25},
+                     {epoch: 4, testTop1: 0.65, testSetTop1: 0.62, seconds: 9}];
     writeFileSync(join(dir, 'metrics.jsonl'), records.map(r => JSON.stringify(r)).join('\n') + '\n');
     writeFileSync(join(dir, 'test.json'), JSON.stringify({epoch: 4, top1: 0.62}));
     assert.deepEqual(runResult(dir, 0.1), {epochs: 4, testTop1: 0.62, bestValidationEpoch: 2, bestValidationTop1: 0.7,
-                                           testTop1AtBestValidation: 0.6});
-    assert.deepEqual(runResult(dir, 0), {epochs: 4, testTop1: 0.65});
+                                           testTop1AtBestValidation: 0.6, seconds: 42.75});
+    assert.deepEqual(runResult(dir, 0), {epochs: 4, testTop1: 0.65, seconds: 42.75});
   });
 });
 

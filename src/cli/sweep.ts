@@ -9,7 +9,7 @@ import {formatTable} from '../report/table.js';
 import {runLocalSweep} from '../sweep/runner.js';
 import {formatMeanStd, MeanStd} from '../report/group.js';
 import {CellComparison, compareCells, parseReference} from '../sweep/compare.js';
-import {summarize, SweepSummary} from '../sweep/results.js';
+import {runTime, summarize, SweepSummary} from '../sweep/results.js';
 import {checkSweepDir, loadSweep, runState, Sweep} from '../sweep/sweep_dir.js';
 import {slurmScript} from '../sweep/slurm.js';
 
@@ -103,6 +103,17 @@ async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<
   const count = (state: string) => rows.filter(r => r[1] === state).length;
   console.log(`\n${rows.length} runs: ${count('done')} done, ${count('running')} running, ` +
               `${count('pending') + count('unqueued')} pending, ${count('failed')} failed`);
+  const time = runTime(sweep);
+  if (time.timed > 0) {
+    console.log(`run time of the ${time.timed} finished runs that record it: ${hoursMinutes(time.seconds)}, summed` +
+                (time.untimed > 0 ? ` (${time.untimed} finished earlier without it)` : ''));
+  }
+}
+
+/** `s` seconds as "1 h 05 min". */
+export function hoursMinutes(s: number): string {
+  const minutes = Math.round(s / 60);
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
 }
 
 export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Promise<void> {

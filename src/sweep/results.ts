@@ -17,13 +17,15 @@ export function runResult(runDir: string, validation: number): RunResult {
     .map(l => JSON.parse(l) as EpochRecord);
   const last = records[records.length - 1];
   if (last === undefined) throw new Error(`${runDir}/metrics.jsonl holds no epoch`);
-  if (validation <= 0) return {epochs: last.epoch, testTop1: last.testTop1!};
+  // A resumed run's metrics hold every epoch, each timed where it ran: their sum is the run's time.
+  const seconds = records.reduce((sum, r) => sum + r.seconds, 0);
+  if (validation <= 0) return {epochs: last.epoch, testTop1: last.testTop1!, seconds};
   // With a validation split the trainer's "test" is the validation set and testSet the test set.
   const test = JSON.parse(readFileSync(join(runDir, 'test.json'), 'utf8')) as {top1: number};
   let best = records[0];
   for (const r of records) if (r.testTop1! > best.testTop1!) best = r;
   return {epochs: last.epoch, testTop1: test.top1, bestValidationEpoch: best.epoch, bestValidationTop1: best.testTop1,
-          testTop1AtBestValidation: best.testSetTop1};
+          testTop1AtBestValidation: best.testSetTop1, seconds};
 }
 
 export interface SummaryCell {
@@ -68,4 +70,20 @@ export function summarize(sweep: Sweep): SweepSummary {
       };
     }),
   };
+}
+
+/** The summed run time of the sweep's finished runs, over those whose records hold it. */
+export function runTime(sweep: Sweep): {timed: number; untimed: number; seconds: number} {
+  const out = {timed: 0, untimed: 0, seconds: 0};
+  for (const run of sweep.runs) {
+    const {state, status} = runState(sweep, run.name);
+    if (state !== 'done' || status?.state !== 'done') continue;
+    if (status.result.seconds === undefined) {
+      out.untimed++;
+    } else {
+      out.timed++;
+      out.seconds += status.result.seconds;
+    }
+  }
+  return out;
 }

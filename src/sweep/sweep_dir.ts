@@ -119,6 +119,11 @@ export interface RunResult {
   /** With a validation split: the best validation top-1 and the test top-1 at that epoch. */
   bestValidationTop1?: number;
   testTop1AtBestValidation?: number;
+  /**
+   * Wall time of the run's epochs (training and evaluation), summed, seconds;
+   * absent from the records of runs finished before it was recorded.
+   */
+  seconds?: number;
 }
 
 export type RunStatus =
