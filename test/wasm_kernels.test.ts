@@ -9,8 +9,9 @@ import {describe, it} from 'node:test';
 
 import * as tf from '@tensorflow/tfjs-core';
 
-import {IMAGE_TO_SPECTRUM} from '../src/common/kernel_names.js';
+import {IMAGE_TO_SPECTRUM, PRECONDITIONING_SPECTRUM} from '../src/common/kernel_names.js';
 import {convNorm} from '../src/convnorm/op.js';
+import {convNormSpectrum} from '../src/convnorm/spectrum.js';
 import {BATCH_NORM_BACKWARD, BATCH_NORM_FORWARD} from '../src/engine/batch_norm_kernels.js';
 import {SimdExports, setSimdKernels, simdKernels} from '../src/engine/simd.js';
 import {SimdHelpers} from '../src/node/simd_helpers.js';
@@ -428,6 +429,65 @@ describe("the Fourier ConvNorm's transform kernels", () => {
         ['output', 'd/dx', 'd/dkernel'].forEach((what, i) => tf.tidy(() =>
           assertClose(tf.tensor(actual[i]), tf.tensor(expected[i]), 1e-5,
                       `${n}x${h}x${w}x${cin} -> ${cout} stride ${strides}, ${simdName(simd)}: ${what}`)));
+      }
+    }
+  });
+});
+
+describe('the preconditioning spectrum kernel', () => {
+  /** V from its definition in float64: (sum over j of |DFT2 of kernel[:, :, j, k] on mh x mw|^2 + epsilon)^(-1/2). */
+  function spectrumFloat64(kernel: Float32Array, [kh, kw, cin, cout]: number[], [mh, mw]: number[], epsilon: number) {
+    const fw = Math.floor(mw / 2) + 1;
+    const v = new Float64Array(cout * mh * fw);
+    for (let k = 0; k < cout; k++) {
+      for (let p = 0; p < mh; p++) {
+        for (let q = 0; q < fw; q++) {
+          let power = 0;
+          for (let j = 0; j < cin; j++) {
+            let re = 0, im = 0;
+            for (let a = 0; a < kh; a++) {
+              for (let b = 0; b < kw; b++) {
+                const angle = -2 * Math.PI * (p * a / mh + q * b / mw);
+                const w = kernel[((a * kw + b) * cin + j) * cout + k];
+                re += w * Math.cos(angle);
+                im += w * Math.sin(angle);
+              }
+            }
+            power += re * re + im * im;
+          }
+          v[(k * mh + p) * fw + q] = 1 / Math.sqrt(power + epsilon);
+        }
+      }
+    }
+    return v;
+  }
+
+  it('gives V from the taps as its float64 definition does, shared between threads or not, SIMD on and off', async () => {
+    // 24 -> 22 channels on 34 x 34: shared (2.9M multiply-adds), columns in blocks of 4 and a
+    // leftover pair; 5 -> 7 with a 2 x 5 kernel on 10 x 9: one thread, 4 + 3 columns. Output
+    // channel 3 of the first is all zeros: V = epsilon^(-1/2) there.
+    await useTestBackend('wasm');
+    for (const [shape, size] of [[[3, 3, 24, 22], [34, 34]], [[2, 5, 5, 7], [10, 9]]] as const) {
+      const values = randomTensor([...shape], 71 + shape[2]).dataSync() as Float32Array;
+      if (shape[3] === 22) for (let e = 3; e < values.length; e += 22) values[e] = 0;
+      const expected = spectrumFloat64(values, [...shape], [...size], 1e-12);
+      for (const simd of SIMD) {
+        assert.ok(tf.getKernel(PRECONDITIONING_SPECTRUM, 'wasm') !== undefined, 'the spectrum kernel is not registered');
+        setSimdKernels(simd);
+        try {
+          const before = tf.memory().numTensors;
+          const actual = tf.tidy(() => convNormSpectrum(tf.tensor4d(values, [...shape]), size).dataSync());
+          assert.equal(tf.memory().numTensors, before, 'tensors left behind');
+          let worst = 0;
+          for (let i = 0; i < expected.length; i++) {
+            worst = Math.max(worst, Math.abs(actual[i] - expected[i]) / Math.abs(expected[i]));
+          }
+          // float32 sums of 9 x 24 terms: relative error ~1e-6.
+          assert.ok(worst < 1e-5, `[${shape}] on [${size}], ${simdName(simd)}: worst relative error ${worst}`);
+          if (shape[3] === 22) assert.equal(actual[3 * size[0] * 18], 1e6);
+        } finally {
+          setSimdKernels(true);
+        }
       }
     }
   });

@@ -33,3 +33,10 @@ export const SPECTRAL_PRODUCT = 'ConvNormSpectralProduct';
  * G_f, G_f = X_f^H dY_f diag(v_f).
  */
 export const SPECTRAL_TAP_GRADIENT = 'ConvNormSpectralTapGradient';
+/**
+ * The preconditioning spectrum V from a kernel's taps: taps [T, C_in C_out],
+ * cos and sin [F, T] -> [F, C_out], V[f, k] = (sum over j of |K_f[j, k]|^2 +
+ * epsilon)^(-1/2), K_f = sum_t taps[t] (cos[f, t] + i sin[f, t]); attribute
+ * epsilon.
+ */
+export const PRECONDITIONING_SPECTRUM = 'ConvNormPreconditioningSpectrum';

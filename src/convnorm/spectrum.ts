@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 
+import {PRECONDITIONING_SPECTRUM} from '../common/kernel_names.js';
 import {halfSpectrumSize, RealMatrix, tapBasis} from './dft.js';
 import {fail} from '../common/arguments.js';
 import {isPointwise} from './geometry.js';
@@ -21,10 +22,19 @@ function computeSpectrum(kernel: tf.Tensor4D, size: readonly [number, number], e
   const [mh, mw] = size;
   const basis = tapBasis(kh, kw, mh, mw);
   const taps = tf.reshape(kernel, [kh * kw, cin * cout]);
-  const part = (m: RealMatrix) => tf.matMul(tf.tensor2d(m.values, [m.rows, m.cols]), taps);
-  // [F, C_in, C_out] -> sum over C_in -> [Fw, Mh, C_out] -> [C_out, Mh, Fw].
-  const power = tf.sum(tf.reshape(tf.add(tf.square(part(basis.cos)), tf.square(part(basis.sin))), [-1, cin, cout]), 1);
-  const v = tf.rsqrt(tf.add(power, epsilon));
+  const matrix = (m: RealMatrix) => tf.tensor2d(m.values, [m.rows, m.cols]);
+  let v: tf.Tensor;
+  if (tf.getKernel(PRECONDITIONING_SPECTRUM, tf.getBackend()) !== undefined) {
+    // The backend's own kernel (the engine's, on wasm) never holds the F x C_in x C_out kernel spectrum.
+    v = tf.engine().runKernel(PRECONDITIONING_SPECTRUM, {taps, cos: matrix(basis.cos), sin: matrix(basis.sin)},
+                              {epsilon, cout}) as tf.Tensor;
+  } else {
+    const part = (m: RealMatrix) => tf.matMul(matrix(m), taps);
+    // [F, C_in, C_out] -> sum over C_in -> [F, C_out].
+    const power = tf.sum(tf.reshape(tf.add(tf.square(part(basis.cos)), tf.square(part(basis.sin))), [-1, cin, cout]), 1);
+    v = tf.rsqrt(tf.add(power, epsilon));
+  }
+  // [Fw, Mh, C_out] -> [C_out, Mh, Fw].
   return tf.transpose(tf.reshape(v, [halfSpectrumSize(mw), mh, cout]), [2, 1, 0]);
 }
 

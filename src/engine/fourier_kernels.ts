@@ -11,7 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 
-import {IMAGE_TO_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from '../common/kernel_names.js';
+import {IMAGE_TO_SPECTRUM, PRECONDITIONING_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from
+  '../common/kernel_names.js';
 import {checkFloat32} from './batch_norm_kernels.js';
 import {SimdKernels, simdKernels} from './simd.js';
 import {heapOffset, tensorOf as tensor, type WasmBackend} from './wasm_kernels.js';
@@ -158,12 +159,42 @@ function spectralTapGradient({inputs, backend}: {inputs: Inputs; backend: tf.Ker
   return out;
 }
 
+function preconditioningSpectrum({inputs, attrs, backend}: {inputs: Inputs; attrs?: tf.NamedAttrMap;
+                                                            backend: tf.KernelBackend}): Info {
+  const {taps, cos, sin} = inputs as {taps: Info; cos: Info; sin: Info};
+  const {epsilon, cout} = attrs as unknown as {epsilon: number; cout: number};
+  checkFloat32([taps, cos, sin], PRECONDITIONING_SPECTRUM);
+  const [ntaps, size] = taps.shape;
+  const [freqs, cin] = [cos.shape[0], size / cout];
+  if (!Number.isInteger(cin) || cos.shape[1] !== ntaps || sin.shape[0] !== freqs || sin.shape[1] !== ntaps) {
+    throw new Error(`${PRECONDITIONING_SPECTRUM}: basis [${cos.shape}], [${sin.shape}] do not fit taps [${taps.shape}] ` +
+                    `of ${cout} output channels`);
+  }
+  const simd = simdKernels(backend);
+  if (simd === undefined) {
+    return tf.tidy(() => {
+      const part = (basis: Info) => tf.square(tf.matMul(tensor(basis), tensor(taps)));
+      const power = tf.sum(tf.reshape(tf.add(part(cos), part(sin)), [freqs, cin, cout]), 1);
+      return tf.rsqrt(tf.add(power, epsilon));
+    });
+  }
+  const wasm = backend as unknown as WasmBackend;
+  const out = wasm.makeOutput([freqs, cout], 'float32');
+  const epsilonBits = new Int32Array(new Float32Array([epsilon]).buffer)[0];
+  simd.parallel('preconditioning_spectrum',
+                [heapOffset(wasm, taps), heapOffset(wasm, cos), heapOffset(wasm, sin), heapOffset(wasm, out), cin, cout,
+                 ntaps, epsilonBits],
+                freqs, freqs * ntaps * size, 4 * cout);
+  return out;
+}
+
 /** Registers the kernels on wasm (where tfjs-backend-wasm is loaded). Idempotent. */
 export function registerFourierKernels(): void {
   for (const [kernelName, kernelFunc] of [[IMAGE_TO_SPECTRUM, imageToSpectrum],
                                           [SPECTRUM_TO_IMAGE, spectrumToImage],
                                           [SPECTRAL_PRODUCT, spectralProduct],
-                                          [SPECTRAL_TAP_GRADIENT, spectralTapGradient]] as const) {
+                                          [SPECTRAL_TAP_GRADIENT, spectralTapGradient],
+                                          [PRECONDITIONING_SPECTRUM, preconditioningSpectrum]] as const) {
     if (tf.getKernel(kernelName, 'wasm') !== undefined) continue;
     tf.registerKernel({kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc});
   }

@@ -15,7 +15,8 @@ import {PLAIN_MEMORY_FMA_MODULE, PLAIN_MEMORY_MODULE, SHARED_MEMORY_FMA_MODULE, 
 export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'normalize', 'gradient_input',
                                  'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
                                  'conv_forward', 'image_to_spectrum', 'spectrum_to_image', 'max_pool_gradient',
-                                 'spectral_product', 'spectral_tap_gradient', 'place_phase'] as const;
+                                 'spectral_product', 'spectral_tap_gradient', 'place_phase',
+                                 'preconditioning_spectrum'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /**
@@ -68,6 +69,8 @@ export interface SimdExports {
   max_pool_gradient(x: number, dy: number, dx: number, h: number, w: number, c: number, ho: number, wo: number,
                     kh: number, kw: number, sh: number, sw: number, top: number, left: number, scratch: number,
                     first: number, last: number): void;
+  preconditioning_spectrum(taps: number, cos: number, sin: number, v: number, rows: number, cols: number,
+                           ntaps: number, epsilonBits: number, power: number, first: number, last: number): void;
   place_phase(phase: number, dx: number, h: number, w: number, c: number, u: number, v: number, rh: number,
               rw: number, sh: number, sw: number, first: number, last: number): void;
   image_to_spectrum(x: number, byH: number, byW: number, out: number, n: number, h: number, w: number, c: number,

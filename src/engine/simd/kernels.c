@@ -1008,6 +1008,52 @@ void spectral_tap_gradient(const float* x, const float* d, const float* cosb, co
   }
 }
 
+// The preconditioning spectrum V for frequencies first..last-1: v[f, k] = (sum over j of
+// |K_f[j, k]|^2 + epsilon)^(-1/2), K_f = sum_t taps[t] (cos[f, t] + i sin[f, t]), for taps
+// [ntaps, rows cols] (row j, column k), v [freqs, cols]. As tf ops the kernel spectrum's two parts,
+// their squares and their sum were each freqs x rows x cols in memory, a pass apiece; here one
+// frequency's row of K at a time lives in registers. `power`: cols floats of scratch.
+EXPORT(preconditioning_spectrum)
+void preconditioning_spectrum(const float* taps, const float* cosb, const float* sinb, float* v, int rows,
+                              int cols, int ntaps, int epsilonBits, float* power, int first, int last) {
+  // epsilon comes as its bits: the helpers' arguments are 32-bit integers.
+  union {
+    int bits;
+    float value;
+  } epsilon = {epsilonBits};
+  long count = (long)rows * cols;
+  for (int f = first; f < last; f++) {
+    const float* cf = cosb + (long)f * ntaps;
+    const float* sf = sinb + (long)f * ntaps;
+    for (int k = 0; k < cols; k++) power[k] = 0;
+    for (int j = 0; j < rows; j++) {
+      const float* row = taps + (long)j * cols;
+      int k = 0;
+      for (; k + 4 <= cols; k += 4) {
+        v128_t re = wasm_f32x4_splat(0), im = re;
+        for (int t = 0; t < ntaps; t++) {
+          v128_t w = wasm_v128_load(row + (long)t * count + k);
+          re = MADD(re, wasm_f32x4_splat(cf[t]), w);
+          im = MADD(im, wasm_f32x4_splat(sf[t]), w);
+        }
+        v128_t p = wasm_v128_load(power + k);
+        p = MADD(p, re, re);
+        wasm_v128_store(power + k, MADD(p, im, im));
+      }
+      for (; k < cols; k++) {
+        float re = 0, im = 0;
+        for (int t = 0; t < ntaps; t++) {
+          re += cf[t] * row[(long)t * count + k];
+          im += sf[t] * row[(long)t * count + k];
+        }
+        power[k] += re * re + im * im;
+      }
+    }
+    float* vf = v + (long)f * cols;
+    for (int k = 0; k < cols; k++) vf[k] = 1.0f / __builtin_sqrtf(power[k] + epsilon.value);
+  }
+}
+
 // out[i] = a[i] + b[i] (op 0), a[i] - b[i] (op 1) or a[i] * b[i] (op 2) for i in first..last-1.
 EXPORT(elementwise)
 void elementwise(int op, const float* a, const float* b, float* out, int first, int last) {
