@@ -217,9 +217,13 @@ export class ConvNorm2D extends tfl.layers.Layer {
 
   private applyAffine(y: tf.Tensor4D): tf.Tensor4D {
     const [ph, pw] = this.kernelSize.map(k => Math.floor((k - 1) / 2));
-    const filtered = tf.depthwiseConv2d(y, this.affineKernel!.read() as tf.Tensor4D, 1,
-                                        [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
-    return tf.add(filtered, this.affineBias!.read());
+    const filter = this.affineKernel!.read() as tf.Tensor4D;
+    const bias = this.affineBias!.read();
+    // With the bias fused into the filter (where the padding is one number, as fused ops take it), the
+    // backends' own fused kernels add it as they filter: no pass of its own over the batch.
+    if (ph === pw) return tf.fused.depthwiseConv2d({x: y, filter, strides: 1, pad: ph, bias});
+    const filtered = tf.depthwiseConv2d(y, filter, 1, [[0, 0], [ph, ph], [pw, pw], [0, 0]]);
+    return tf.add(filtered, bias);
   }
 
   override getConfig(): tf.serialization.ConfigDict {
