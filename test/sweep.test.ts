@@ -257,7 +257,7 @@ describe('sweep results', () => {
     assert.match(listed.stdout, /norm=convnorm,seed=1 +failed +out of memory/);
     assert.match(listed.stdout, /6 runs: 5 done, 0 running, 0 pending, 1 failed/);
     // 3670 s summed: 61.2 minutes.
-    assert.match(listed.stdout, /run time of the 4 finished runs that record it: 1 h 01 min, summed \(1 finished earlier without it\)/);
+    assert.match(listed.stdout, /run time of the 4 finished runs that record it: 1h01m, summed \(1 finished earlier without it\)/);
   });
 
   it('with a validation split, summarizes the best validation top-1 and the test top-1 at that epoch', async () => {

@@ -12,6 +12,7 @@ import {CellComparison, compareCells, parseReference} from '../sweep/compare.js'
 import {runTime, summarize, SweepSummary} from '../sweep/results.js';
 import {checkSweepDir, loadSweep, runState, Sweep} from '../sweep/sweep_dir.js';
 import {slurmScript} from '../sweep/slurm.js';
+import {duration} from '../training/trainer.js';
 
 export interface SweepCommandOptions {
   sweepDir?: string;
@@ -105,16 +106,11 @@ async function printStatus(sweep: Sweep, queueUrl: string | undefined): Promise<
               `${count('pending') + count('unqueued')} pending, ${count('failed')} failed`);
   const time = runTime(sweep);
   if (time.timed > 0) {
-    console.log(`run time of the ${time.timed} finished runs that record it: ${hoursMinutes(time.seconds)}, summed` +
+    console.log(`run time of the ${time.timed} finished runs that record it: ${duration(time.seconds)}, summed` +
                 (time.untimed > 0 ? ` (${time.untimed} finished earlier without it)` : ''));
   }
 }
 
-/** `s` seconds as "1 h 05 min". */
-export function hoursMinutes(s: number): string {
-  const minutes = Math.round(s / 60);
-  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
-}
 
 export async function sweepCommand(gridFile: string, o: SweepCommandOptions): Promise<void> {
   const modes = [o.status, o.summary, o.printSlurm, o.runIndex !== undefined].filter(Boolean).length;

@@ -14,6 +14,19 @@ import {isPointwise} from './geometry.js';
  */
 export const DEFAULT_SPECTRUM_EPSILON = 1e-12;
 
+/**
+ * V as tf ops from the taps [T, C_in C_out] and the tap-to-frequency basis
+ * cos, sin [F, T]: [F, C_out] (the maths of PRECONDITIONING_SPECTRUM, which
+ * the engine's kernel runs too where its SIMD module is off).
+ */
+export function spectrumFromTaps(taps: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor, cout: number,
+                                 epsilon: number): tf.Tensor {
+  const part = (basis: tf.Tensor) => tf.square(tf.matMul(basis, taps));
+  // [F, C_in, C_out] -> sum over C_in -> [F, C_out].
+  const power = tf.sum(tf.reshape(tf.add(part(cos), part(sin)), [cos.shape[0], -1, cout]), 1);
+  return tf.rsqrt(tf.add(power, epsilon));
+}
+
 function computeSpectrum(kernel: tf.Tensor4D, size: readonly [number, number], epsilon: number): tf.Tensor {
   const [kh, kw, cin, cout] = kernel.shape;
   if (isPointwise([kh, kw])) {
@@ -29,10 +42,7 @@ function computeSpectrum(kernel: tf.Tensor4D, size: readonly [number, number], e
     v = tf.engine().runKernel(PRECONDITIONING_SPECTRUM, {taps, cos: matrix(basis.cos), sin: matrix(basis.sin)},
                               {epsilon, cout}) as tf.Tensor;
   } else {
-    const part = (m: RealMatrix) => tf.matMul(matrix(m), taps);
-    // [F, C_in, C_out] -> sum over C_in -> [F, C_out].
-    const power = tf.sum(tf.reshape(tf.add(tf.square(part(basis.cos)), tf.square(part(basis.sin))), [-1, cin, cout]), 1);
-    v = tf.rsqrt(tf.add(power, epsilon));
+    v = spectrumFromTaps(taps, matrix(basis.cos), matrix(basis.sin), cout, epsilon);
   }
   // [Fw, Mh, C_out] -> [C_out, Mh, Fw].
   return tf.transpose(tf.reshape(v, [halfSpectrumSize(mw), mh, cout]), [2, 1, 0]);

@@ -13,6 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 
 import {IMAGE_TO_SPECTRUM, PRECONDITIONING_SPECTRUM, SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT, SPECTRUM_TO_IMAGE} from
   '../common/kernel_names.js';
+import {spectrumFromTaps} from '../convnorm/spectrum.js';
 import {checkFloat32} from './batch_norm_kernels.js';
 import {SimdKernels, simdKernels} from './simd.js';
 import {heapOffset, tensorOf as tensor, type WasmBackend} from './wasm_kernels.js';
@@ -172,11 +173,7 @@ function preconditioningSpectrum({inputs, attrs, backend}: {inputs: Inputs; attr
   }
   const simd = simdKernels(backend);
   if (simd === undefined) {
-    return tf.tidy(() => {
-      const part = (basis: Info) => tf.square(tf.matMul(tensor(basis), tensor(taps)));
-      const power = tf.sum(tf.reshape(tf.add(part(cos), part(sin)), [freqs, cin, cout]), 1);
-      return tf.rsqrt(tf.add(power, epsilon));
-    });
+    return tf.tidy(() => spectrumFromTaps(tensor(taps), tensor(cos), tensor(sin), cout, epsilon));
   }
   const wasm = backend as unknown as WasmBackend;
   const out = wasm.makeOutput([freqs, cout], 'float32');

@@ -238,7 +238,8 @@ function percent(x: number): string {
   return `${(100 * x).toFixed(2)}%`;
 }
 
-function duration(seconds: number): string {
+/** `seconds` as 42s, 3m05s or 1h05m. */
+export function duration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';
   const s = Math.round(seconds);
   if (s < 60) return `${s}s`;
