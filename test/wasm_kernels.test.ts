@@ -409,9 +409,10 @@ describe("the Fourier ConvNorm's transform kernels", () => {
     // 6 images of 33 x 15 x 24 -> 20: both transforms share images between threads, run packed (38
     // and 33 rows) and unpacked (18 rows) products, and leave partial 8-column strips (24 and 20).
     // 2 images of 8 x 8 x 64 -> 64: too little work to share, so one thread takes both of the taps'
-    // gradient's blocks of 32 input channels.
+    // gradient's blocks of 32 input channels. 4 images of 9 x 7 x 3 -> 12: the input's transforms
+    // in the height-first order of fewer than 8 channels, the output's in the width-first one.
     for (const [[n, h, w, cin, cout], strides] of [[[6, 33, 15, 24, 20], 1], [[6, 33, 15, 24, 20], 2],
-                                                   [[2, 8, 8, 64, 64], 1]] as const) {
+                                                   [[2, 8, 8, 64, 64], 1], [[4, 9, 7, 3, 12], 1]] as const) {
       const run = () => {
         const x = randomTensor([n, h, w, cin], 61 + strides) as tf.Tensor4D;
         const kernel = randomTensor([3, 3, cin, cout], 63 + strides) as tf.Tensor4D;

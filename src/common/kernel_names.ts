@@ -10,13 +10,16 @@ export const BATCH_NORM_BACKWARD = 'ConvNormBatchNormBackward';
 /**
  * The Fourier ConvNorm's trip from maps to spectra: x [N, H, W, C], byH
  * [2 Mh, H] (rows (frequency, part)), byW [R, 2 W] (columns (part, column))
- * -> [R, Mh, N, C], the transform along the height, then along the width.
+ * -> [R, Mh, N, C], byW applied along the width to byH applied along the
+ * height. byW is a complex matrix in block form ([[A, -B], [B, A]], rows and
+ * columns (part, index)), as DFTs and their adjoints are: the engine's kernel
+ * transforms the width first, on the real map.
  */
 export const IMAGE_TO_SPECTRUM = 'ConvNormImageToSpectrum';
 /**
  * The reverse trip: z [R, Mh, N, C], byW [2 W, R] (rows (part, column)), byH
- * [H, 2 Mh] (columns (frequency, part)) -> [N, H, W, C], the transform along
- * the width, then along the height.
+ * [H, 2 Mh] (columns (frequency, part)) -> [N, H, W, C], byH applied along the
+ * height to byW applied along the width, byW in the same block form.
  */
 export const SPECTRUM_TO_IMAGE = 'ConvNormSpectrumToImage';
 /**

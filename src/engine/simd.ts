@@ -16,7 +16,8 @@ export const HELPER_FUNCTIONS = ['gemm_batch', 'gemm_rows', 'gemm_columns', 'nor
                                  'depthwise_filter', 'transpose_planes', 'elementwise', 'conv_filter_gradient',
                                  'conv_forward', 'image_to_spectrum', 'spectrum_to_image', 'max_pool_gradient',
                                  'spectral_product', 'spectral_tap_gradient', 'place_phase',
-                                 'preconditioning_spectrum'] as const;
+                                 'preconditioning_spectrum', 'image_to_spectrum_few_channels',
+                                 'spectrum_to_image_few_channels'] as const;
 export type HelperFunction = (typeof HELPER_FUNCTIONS)[number];
 
 /**
@@ -75,6 +76,10 @@ export interface SimdExports {
               rw: number, sh: number, sw: number, first: number, last: number): void;
   image_to_spectrum(x: number, byH: number, byW: number, out: number, n: number, h: number, w: number, c: number,
                     mh: number, rows: number, scratch: number, first: number, last: number): void;
+  image_to_spectrum_few_channels(x: number, byH: number, byW: number, out: number, n: number, h: number, w: number,
+                                 c: number, mh: number, rows: number, scratch: number, first: number, last: number): void;
+  spectrum_to_image_few_channels(z: number, byW: number, byH: number, out: number, n: number, h: number, w: number,
+                                 c: number, mh: number, rows: number, scratch: number, first: number, last: number): void;
   spectrum_to_image(z: number, byW: number, byH: number, out: number, n: number, h: number, w: number, c: number,
                     mh: number, rows: number, scratch: number, first: number, last: number): void;
   gemm_rows(a: number, b: number, c: number, m: number, k: number, n: number, transposeA: number, pack: number,
