@@ -137,7 +137,7 @@ describe('sweep grids', () => {
   it('the full CIFAR grid holds every run of the core CIFAR grids, with the same settings', () => {
     const key = (r: {config: object}) => canonicalJson(r.config);
     const full = new Set(loadSweep('studies/label-noise/cifar-full.json').runs.map(key));
-    for (const core of ['cifar-noise', 'cifar-asymmetric', 'cifar-scarcity']) {
+    for (const core of ['cifar-noise', 'cifar-asymmetric', 'cifar-scarcity', 'resnet20-cifar']) {
       const missing = loadSweep(`studies/label-noise/${core}.json`).runs.filter(r => !full.has(key(r)));
       assert.deepEqual(missing.map(r => r.name), [], core);
     }
