@@ -5,10 +5,10 @@
  * intermediate in cache, reading the map in NHWC where the tf-op form
  * (convnorm/fourier.ts) transposes it and streams the whole batch through
  * memory at each stage; with 8 channels or more, the width goes first on the
- * map side, which needs only the real map's half spectrum along the width. The per-frequency product and its taps' gradient
- * (SPECTRAL_PRODUCT, SPECTRAL_TAP_GRADIENT): one frequency at a time, the
- * kernel spectrum made from the taps in cache, the Gauss sums and the V
- * scaling in cache too. Without the module the same maths runs as tf ops.
+ * map side, which needs only the real map's half spectrum along the width.
+ * The per-frequency product and its taps' gradient (SPECTRAL_PRODUCT,
+ * SPECTRAL_TAP_GRADIENT): one frequency at a time, the kernel spectrum made
+ * from the taps in cache, the Gauss sums and the V scaling in cache too. Without the module the same maths runs as tf ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
