@@ -8,7 +8,8 @@
  * map side, which needs only the real map's half spectrum along the width.
  * The per-frequency product and its taps' gradient (SPECTRAL_PRODUCT,
  * SPECTRAL_TAP_GRADIENT): one frequency at a time, the kernel spectrum made
- * from the taps in cache, the Gauss sums and the V scaling in cache too. Without the module the same maths runs as tf ops.
+ * from the taps in cache, the Gauss sums and the V scaling in cache too.
+ * Without the module the same maths runs as tf ops.
  */
 import * as tf from '@tensorflow/tfjs-core';
 
@@ -23,8 +24,8 @@ type Info = tf.TensorInfo;
 type Inputs = tf.NamedTensorInfoMap;
 
 /** Floats of scratch per share: the kernel's own, then the products' packing scratch (k: their longest). */
-function scratchFloats(simd: SimdKernels, intermediate: number, k: number): number {
-  return intermediate + simd.exports.gemm_pack_floats(0x7fffffff, k);
+function scratchFloats(simd: SimdKernels, own: number, k: number): number {
+  return own + simd.exports.gemm_pack_floats(0x7fffffff, k);
 }
 
 /**
@@ -37,19 +38,31 @@ function scratchFloats(simd: SimdKernels, intermediate: number, k: number): numb
  */
 const WIDTH_FIRST_CHANNELS = 8;
 
+type TransformKernel = 'image_to_spectrum' | 'spectrum_to_image' | 'image_to_spectrum_few_channels' |
+  'spectrum_to_image_few_channels';
+
+/**
+ * Each transform kernel's scratch (kernels.c): its own floats, before its
+ * products' packing scratch, and those products' longest inner dimension.
+ */
+const TRANSFORM_SCRATCH: Record<TransformKernel, (d: {h: number; w: number; c: number; mh: number; rows: number}) =>
+  [number, number]> = {
+  image_to_spectrum: ({h, w, c, mh, rows}) => [rows * w + 4 * mh * h + rows * h * c, Math.max(w, 2 * h)],
+  spectrum_to_image: ({h, w, c, mh, rows}) => [4 * h * mh + w * rows + 2 * mh * c + rows * h * c,
+                                               Math.max(2 * mh, rows)],
+  image_to_spectrum_few_channels: ({h, w, c, mh}) => [2 * mh * w * c, Math.max(h, 2 * w)],
+  spectrum_to_image_few_channels: ({w, c, mh, rows}) => [2 * mh * w * c, Math.max(rows, 2 * mh)],
+};
+
 /** One of the module's transforms on `operands` (the data, then its two matrices), image by image, shared with the helpers. */
 function transform(simd: SimdKernels, backend: tf.KernelBackend, fn: 'image_to_spectrum' | 'spectrum_to_image',
                    operands: Info[], outShape: number[], [n, h, w, c, mh, rows]: number[]): Info {
   const wasm = backend as unknown as WasmBackend;
   const out = wasm.makeOutput(outShape, 'float32');
-  const few = c < WIDTH_FIRST_CHANNELS;
-  // The kernel's scratch before its products' packing (kernels.c), and their longest inner dimension.
-  const [before, k] = fn === 'image_to_spectrum'
-    ? (few ? [2 * mh * w * c, Math.max(h, 2 * w)] : [rows * w + 4 * mh * h + rows * h * c, Math.max(w, 2 * h)])
-    : (few ? [2 * mh * w * c, Math.max(rows, 2 * mh)] : [4 * h * mh + w * rows + 2 * mh * c + rows * h * c, Math.max(2 * mh, rows)]);
-  simd.parallel(few ? `${fn}_few_channels` : fn,
-                [...operands.map(t => heapOffset(wasm, t)), heapOffset(wasm, out), n, h, w, c, mh, rows],
-                n, n * 2 * mh * w * c, 4 * scratchFloats(simd, before, k));
+  const kernel: TransformKernel = c < WIDTH_FIRST_CHANNELS ? `${fn}_few_channels` : fn;
+  const [own, k] = TRANSFORM_SCRATCH[kernel]({h, w, c, mh, rows});
+  simd.parallel(kernel, [...operands.map(t => heapOffset(wasm, t)), heapOffset(wasm, out), n, h, w, c, mh, rows],
+                n, n * 2 * mh * w * c, 4 * scratchFloats(simd, own, k));
   return out;
 }
 

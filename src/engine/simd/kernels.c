@@ -194,6 +194,13 @@ void depthwise_filter(const float* x, const float* dy, int h, int w, int c, int 
   }
 }
 
+// to[0..c-1] = from[0..c-1].
+static void copy_floats(float* to, const float* from, int c) {
+  int k = 0;
+  for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, wasm_v128_load(from + k));
+  for (; k < c; k++) to[k] = from[k];
+}
+
 // One phase of a strided convolution's input gradient placed into dx [n, h, w, c], images
 // first..last-1: phase [n, u, v, c] (its rows sh y + rh, columns sw x + rw of dx, every one inside
 // dx) copied there, or zeros where phase is 0 (no tap of the filter reaches those positions).
@@ -209,14 +216,12 @@ void place_phase(const float* phase, float* dx, int h, int w, int c, int u, int 
       const float* from = phase == 0 ? 0 : phase + ((long)i * u + y) * v * c;
       for (int x = 0; x < v; x++) {
         float* to = row + (long)sw * x * c;
-        int k = 0;
         if (from == 0) {
+          int k = 0;
           for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, zero);
           for (; k < c; k++) to[k] = 0;
         } else {
-          const float* at = from + (long)x * c;
-          for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, wasm_v128_load(at + k));
-          for (; k < c; k++) to[k] = at[k];
+          copy_floats(to, from + (long)x * c, c);
         }
       }
     }
@@ -910,11 +915,7 @@ void spectrum_to_image(const float* z, const float* byW, const float* byH, float
     for (int q = 0; q < fw; q++) {
       for (int part = 0; part < 2; part++) {
         for (int m = 0; m < mh; m++) {
-          const float* from = z + ((((long)part * fw + q) * mh + m) * n + i) * c;
-          float* to = block + ((long)part * mh + m) * c;
-          int k = 0;
-          for (; k + 4 <= c; k += 4) wasm_v128_store(to + k, wasm_v128_load(from + k));
-          for (; k < c; k++) to[k] = from[k];
+          copy_floats(block + ((long)part * mh + m) * c, z + ((((long)part * fw + q) * mh + m) * n + i) * c, c);
         }
       }
       gemm(alongH, block, s + 2L * q * h * c, 2 * h, 2 * mh, c, 2 * mh, 1, c, c, pack);
