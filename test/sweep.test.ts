@@ -223,6 +223,11 @@ describe('sweep comparisons', () => {
   });
 });
 
+/** The number of circles in each of the page's dot marks, in order. */
+function dotCounts(html: string): number[] {
+  return [...html.matchAll(/<g aria-label="dot"[^>]*>(.*?)<\/g>/gs)].map(m => (m[1].match(/<circle /g) ?? []).length);
+}
+
 describe('sweep results', () => {
   it('summarizes each cell over its seeds: count, mean and sample std', async () => {
     const sweep = loadSweep(writeGrid('summary', {base: TINY, grid: {norm: ['bn', 'convnorm'], seed: [0, 1, 2]}}));
@@ -295,8 +300,31 @@ describe('sweep results', () => {
     const rules = html.match(/<g aria-label="rule"[^>]*>(.*?)<\/g>/s);
     assert.ok(rules !== null, 'no error bars');
     assert.equal((rules[1].match(/<line /g) ?? []).length, 3);
-    assert.match(html, /aria-label="dot"/);
+    // Every finished run's point, then every cell's mean as a ring.
+    assert.deepEqual(dotCounts(html), [7, 4]);
     assert.match(html, /aria-label="line"/);
+  });
+
+  it('draws a partly run sweep whose cells each have one noise rate so far: every mean as a ring, no Plot warning', async () => {
+    const sweep = loadSweep(writeGrid('partial', {base: TINY, grid: [
+      {norm: ['bn', 'convnorm'], noise: [0.4], seed: [0, 1]},
+      {norm: ['bn', 'convnorm'], noise: [0], seed: [0, 1]}]}));
+    await prepareSweepDir(sweep);
+    for (const [i, run] of sweep.runs.slice(0, 4).entries()) {
+      await writeStatus(sweep, run.name, {state: 'done', host: 'h', pid: 1, result: {epochs: 3, testTop1: 0.5 + i / 20}});
+    }
+    const warnings: unknown[] = [];
+    const warn = console.warn;
+    console.warn = (...args: unknown[]) => { warnings.push(args); };
+    let html: string;
+    try {
+      ({html} = await buildReport([sweep.dir]));
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(warnings, []);
+    assert.match(html, /4 of 8 runs finished/);
+    assert.deepEqual(dotCounts(html), [4, 2]);
   });
 
   it('takes the test top-1 at the best validation epoch, never choosing by the test set', () => {

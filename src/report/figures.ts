@@ -92,16 +92,22 @@ export function lines(data: Record<string, unknown>[], x: string, y: string, lab
     return plot({
       width: 520, height: 260, marginLeft: 56, grid: true,
       x: {label: x}, y: {label}, color: {legend: true},
-      marks: [Plot.lineY(data, {x, y, stroke: 'series'}), Plot.dot(data, {x, y, fill: 'series', r: 2.5})],
+      marks: [Plot.lineY(data, {x, y, stroke: 'series', z: 'series'}),
+              Plot.dot(data, {x, y, fill: 'series', r: 2.5})],
     });
   }
   // Several seeds of a setting: their mean, ± one sample std, and every run's point.
+  // The mean is also drawn as a ring because a partly run sweep can hold a cell
+  // with one x so far, whose line has no segment to show. z is named because
+  // Plot warns when it infers one with as many groups as half the points,
+  // which is just that partly run sweep.
   const means = cellMeans(data, x, y);
   return plot({
     width: 520, height: 260, marginLeft: 56, grid: true,
     x: {label: x}, y: {label: `${label} (mean ± std over seeds)`}, color: {legend: true},
     marks: [Plot.dot(data, {x, y, fill: 'cell', r: 2, fillOpacity: 0.45}),
-            Plot.lineY(means, {x: 'x', y: 'mean', stroke: 'cell'}),
+            Plot.lineY(means, {x: 'x', y: 'mean', stroke: 'cell', z: 'cell'}),
+            Plot.dot(means, {x: 'x', y: 'mean', stroke: 'cell', r: 4}),
             Plot.ruleX(means.filter(m => m.std !== null),
                        {x: 'x', y1: (m: {mean: number; std: number}) => m.mean - m.std,
                         y2: (m: {mean: number; std: number}) => m.mean + m.std, stroke: 'cell'})],
